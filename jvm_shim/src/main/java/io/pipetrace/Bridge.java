@@ -1,0 +1,133 @@
+package io.pipetrace;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.WeakHashMap;
+import java.util.concurrent.TimeoutException;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.spark.sql.classic.SparkSession;
+
+/**
+ * The whole Python ↔ JVM contract: JSON strings in, JSON strings out. Only
+ * python/pipetrace/_jvm.py calls it. Every method catches everything and reports errors in
+ * its answer ({"error": "..."}), so Python can raise a clear exception.
+ */
+public final class Bridge {
+  private static final Map<SparkSession, PipetraceListener> ATTACHED =
+      Collections.synchronizedMap(new WeakHashMap<>());
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  public Bridge() {}
+
+  /** Register a listener on this running session (idempotent). */
+  public String attach(SparkSession session, String settingsJson) {
+    try {
+      synchronized (ATTACHED) {
+        PipetraceListener existing = ATTACHED.get(session);
+        if (existing != null && !existing.run().isClosed()) {
+          return info(existing.run(), "attach", true);
+        }
+        PipetraceListener byConf = PipetraceListener.BY_CONF.get(session.sessionState().conf());
+        if (byConf != null && byConf.run() != null && !byConf.run().isClosed()) {
+          return info(byConf.run(), "conf", true);
+        }
+        Settings settings = Settings.fromJson(settingsJson, session.sparkContext().getConf());
+        ExecutionTracker tracker = ExecutionTracker.forContext(session.sparkContext());
+        Run run = Run.open(settings, session.sparkContext().applicationId());
+        PipetraceListener listener = new PipetraceListener(run, tracker);
+        session.listenerManager().register(listener);
+        ATTACHED.put(session, listener);
+        return info(run, "attach", false);
+      }
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /**
+   * Wait until Spark's listener bus has delivered every event posted so far (so every finished
+   * action is in the spool), then seal the open segment so a committer can take it.
+   */
+  public String flush(SparkSession session, String runId, long timeoutMs) {
+    try {
+      Run run = Run.get(runId);
+      boolean timedOut = false;
+      try {
+        session.sparkContext().listenerBus().waitUntilEmpty(timeoutMs);
+      } catch (TimeoutException e) {
+        timedOut = true;
+      }
+      if (run != null) {
+        run.seal();
+      }
+      Map<String, Object> m = status(run);
+      m.put("timed_out", timedOut);
+      return JSON.writeValueAsString(m);
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /** Stop capturing on this session, flush, and release the run's spool. */
+  public String detach(SparkSession session, long timeoutMs) {
+    try {
+      PipetraceListener listener = ATTACHED.remove(session);
+      if (listener == null) {
+        return "{\"detached\": false}";
+      }
+      session.listenerManager().unregister(listener);
+      String flushed = flush(session, listener.run().runId, timeoutMs);
+      listener.detach();
+      listener.run().close();
+      return flushed;
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  public String status(String runId) {
+    try {
+      return JSON.writeValueAsString(status(Run.get(runId)));
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  private static Map<String, Object> status(Run run) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    if (run != null) {
+      m.put("run_id", run.runId);
+      m.put("captured", run.captured.get());
+      m.put("dropped", run.dropped.get());
+      m.put("skipped", run.skipped.get());
+      m.put("spool_dir", run.dir().toString());
+    }
+    m.put("listener_errors", Counters.listenerErrors.get());
+    return m;
+  }
+
+  private static String info(Run run, String mode, boolean already) throws Exception {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("run_id", run.runId);
+    m.put("spool_dir", run.dir().toString());
+    m.put("spool", run.settings.spool.toString());
+    m.put("table", run.settings.table);
+    m.put("mode", mode);
+    m.put("already_attached", already);
+    m.put("pipetrace_version", Version.PIPETRACE);
+    m.put("built_for_spark", Version.BUILT_FOR_SPARK);
+    return JSON.writeValueAsString(m);
+  }
+
+  private static String error(Throwable t) {
+    try {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("error", t.getClass().getName() + ": " + t.getMessage());
+      return JSON.writeValueAsString(m);
+    } catch (Exception e) {
+      return "{\"error\": \"unserializable error\"}";
+    }
+  }
+}

@@ -1,0 +1,345 @@
+package io.pipetrace;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+import org.apache.spark.SparkContext;
+import org.apache.spark.scheduler.AccumulableInfo;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerApplicationEnd;
+import org.apache.spark.scheduler.SparkListenerEvent;
+import org.apache.spark.scheduler.SparkListenerJobStart;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.sql.execution.QueryExecution;
+import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.SparkPlanInfo;
+import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec;
+import org.apache.spark.sql.execution.adaptive.QueryStageExec;
+import org.apache.spark.sql.execution.exchange.ReusedExchangeExec;
+import org.apache.spark.sql.execution.metric.SQLMetric;
+import org.apache.spark.sql.execution.ui.SparkListenerDriverAccumUpdates;
+import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd;
+import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart;
+
+/**
+ * Per-execution facts a QueryExecutionListener callback does not carry: the SQL execution id,
+ * its root (for nested commands), the call site, and the SQL metric values of <em>that</em>
+ * execution, summed from task-end accumulator updates.
+ *
+ * <p>Why not read the metrics off {@code qe.executedPlan}: re-running a DataFrame reuses its
+ * QueryExecution and resets those SQLMetric objects, so an asynchronous listener could read the
+ * next run's numbers. Updates summed per execution id cannot be overwritten that way.
+ *
+ * <p>One tracker per SparkContext, on Spark's shared listener queue like every
+ * QueryExecutionListener, so all its state is touched by one thread; methods are synchronized
+ * only because flush/status may read from Py4J threads.
+ */
+final class ExecutionTracker extends SparkListener {
+  private static final int MAX_ENDED = 512;     // unclaimed finished executions kept for late claims
+  private static final int MAX_LIVE = 10_000;   // hard cap, in case ends are never seen
+  private static final int ROOT_NODES = 8;      // plan nodes compared to recognize a re-run
+  private static ExecutionTracker current;
+
+  private final SparkContext sc;
+  private final LinkedHashMap<Long, Exec> execs = new LinkedHashMap<>();
+  private final HashMap<Integer, Exec> stageToExec = new HashMap<>();
+  private int ended;
+
+  /** What pipetrace knows about one SQL execution. */
+  static final class Exec {
+    final long id;
+    final long rootId;
+    final UUID queryId;
+    final long startMs;
+    final String description;
+    final long[] rootMetricIds;
+    final Map<Long, Long> metrics = new HashMap<>();
+    final List<Integer> stages = new ArrayList<>();
+    final List<StepCapture.Nested> nested = new ArrayList<>();
+    boolean isEnded;
+    boolean claimed;
+
+    Exec(long id, long rootId, UUID queryId, long startMs, String description,
+        long[] rootMetricIds) {
+      this.rootMetricIds = rootMetricIds;
+      this.id = id;
+      this.rootId = rootId;
+      this.queryId = queryId;
+      this.startMs = startMs;
+      this.description = description;
+    }
+
+    boolean isNested() {
+      return rootId != id;
+    }
+  }
+
+  private ExecutionTracker(SparkContext sc) {
+    this.sc = sc;
+  }
+
+  /** The tracker of this SparkContext, registered on first use. */
+  static synchronized ExecutionTracker forContext(SparkContext sc) {
+    if (current == null || current.sc != sc) {
+      current = new ExecutionTracker(sc);
+      sc.addSparkListener(current);
+    }
+    return current;
+  }
+
+  /**
+   * Take the oldest unclaimed execution of this QueryExecution. Its first run carries
+   * {@code qe.queryId()}; a re-run of the same QueryExecution gets a fresh query id from Spark,
+   * so it is recognized by its plan instead: the accumulator id of a metric near the root of
+   * {@code qe.executedPlan} appears among the metrics of the plan posted with its start event
+   * (the same SQLMetric objects are reused by every run of one physical plan).
+   */
+  synchronized Exec claim(QueryExecution qe) {
+    UUID queryId = qe.queryId();
+    Exec match = null;
+    for (Exec e : execs.values()) {
+      if (!e.claimed && queryId.equals(e.queryId)) {
+        match = e;
+        break;
+      }
+    }
+    if (match == null) {
+      long metricId = rootMetricId(qe);
+      if (metricId >= 0) {
+        for (Exec e : execs.values()) {
+          if (!e.claimed && contains(e.rootMetricIds, metricId)) {
+            match = e;
+            break;
+          }
+        }
+      }
+    }
+    if (match != null) {
+      match.claimed = true;
+      if (!match.isNested()) {
+        forget(match);
+      }
+    }
+    return match;
+  }
+
+  private static boolean contains(long[] ids, long id) {
+    for (long x : ids) {
+      if (x == id) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Id of one metric of the root-most operator that has metrics (SparkPlanInfo's traversal). */
+  private static long rootMetricId(QueryExecution qe) {
+    try {
+      Deque<SparkPlan> queue = new ArrayDeque<>();
+      queue.add(qe.executedPlan());
+      for (int seen = 0; seen < ROOT_NODES && !queue.isEmpty(); seen++) {
+        SparkPlan p = queue.poll();
+        scala.collection.Iterator<SQLMetric> metrics = p.metrics().valuesIterator();
+        if (metrics.hasNext()) {
+          return metrics.next().id();
+        }
+        for (SparkPlan child : planInfoChildren(p)) {
+          queue.add(child);
+        }
+      }
+    } catch (Throwable t) {
+      // no plan: no match by plan
+    }
+    return -1;
+  }
+
+  private static List<SparkPlan> planInfoChildren(SparkPlan p) {
+    List<SparkPlan> out = new ArrayList<>();
+    if (p instanceof AdaptiveSparkPlanExec) {
+      out.add(((AdaptiveSparkPlanExec) p).executedPlan());
+    } else if (p instanceof QueryStageExec) {
+      out.add(((QueryStageExec) p).plan());
+    } else if (p instanceof ReusedExchangeExec) {
+      out.add(((ReusedExchangeExec) p).child());
+    } else {
+      p.children().foreach(c -> out.add(c));
+      p.subqueries().foreach(c -> out.add(c));
+    }
+    return out;
+  }
+
+  /** Metric ids of the first nodes (breadth-first) of the plan Spark posted at start. */
+  private static long[] rootMetricIds(SparkPlanInfo info) {
+    List<Long> ids = new ArrayList<>();
+    Deque<SparkPlanInfo> queue = new ArrayDeque<>();
+    queue.add(info);
+    for (int seen = 0; seen < ROOT_NODES && !queue.isEmpty(); seen++) {
+      SparkPlanInfo p = queue.poll();
+      p.metrics().foreach(m -> ids.add(m.accumulatorId()));
+      p.children().foreach(c -> queue.add(c));
+    }
+    long[] out = new long[ids.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = ids.get(i);
+    }
+    return out;
+  }
+
+  /** Root execution record of a nested one, if still known. */
+  synchronized Exec root(Exec nested) {
+    return execs.get(nested.rootId);
+  }
+
+  /** Metric value of an accumulator in this execution, or null when no task reported it. */
+  synchronized Long metric(Exec e, long accumulatorId) {
+    return e.metrics.get(accumulatorId);
+  }
+
+  synchronized void forgetNested(Exec root) {
+    for (Iterator<Exec> it = execs.values().iterator(); it.hasNext(); ) {
+      Exec e = it.next();
+      if (e.rootId == root.id && e.id != root.id) {
+        e.stages.forEach(stageToExec::remove);
+        if (e.isEnded) {
+          ended--;
+        }
+        it.remove();
+      }
+    }
+  }
+
+  private void forget(Exec e) {
+    execs.remove(e.id);
+    e.stages.forEach(stageToExec::remove);
+    if (e.isEnded) {
+      ended--;
+    }
+  }
+
+  @Override
+  public synchronized void onOtherEvent(SparkListenerEvent event) {
+    try {
+      if (event instanceof SparkListenerSQLExecutionStart) {
+        onStart((SparkListenerSQLExecutionStart) event);
+      } else if (event instanceof SparkListenerSQLExecutionEnd) {
+        onEnd((SparkListenerSQLExecutionEnd) event);
+      } else if (event instanceof SparkListenerDriverAccumUpdates) {
+        SparkListenerDriverAccumUpdates u = (SparkListenerDriverAccumUpdates) event;
+        Exec e = execs.get(u.executionId());
+        if (e != null) {
+          scala.collection.Iterator<scala.Tuple2<Object, Object>> it = u.accumUpdates().iterator();
+          while (it.hasNext()) {
+            scala.Tuple2<Object, Object> kv = it.next();
+            e.metrics.put((Long) kv._1(), (Long) kv._2());
+          }
+        }
+      }
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("tracker-event", "pipetrace: could not track a SQL execution event", t);
+    }
+  }
+
+  private void onStart(SparkListenerSQLExecutionStart s) {
+    UUID queryId = s.queryId().isDefined() ? s.queryId().get() : null;
+    long root = s.rootExecutionId().isDefined() ? (Long) s.rootExecutionId().get() : s.executionId();
+    long[] metricIds;
+    try {
+      metricIds = rootMetricIds(s.sparkPlanInfo());
+    } catch (Throwable t) {
+      metricIds = new long[0];
+    }
+    execs.put(s.executionId(),
+        new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds));
+    if (execs.size() > MAX_LIVE) {
+      forget(execs.values().iterator().next());
+    }
+  }
+
+  private void onEnd(SparkListenerSQLExecutionEnd end) {
+    Exec e = execs.get(end.executionId());
+    if (e == null) {
+      return;
+    }
+    e.stages.forEach(stageToExec::remove);
+    e.stages.clear();
+    if (e.claimed) {
+      // Callback came first (its listener bus registered before us): the record is done.
+      if (!e.isNested()) {
+        forget(e);
+      }
+      return;
+    }
+    e.isEnded = true;
+    ended++;
+    // Keep recent unclaimed ends for a callback that comes after us; drop the oldest beyond that.
+    if (ended > MAX_ENDED) {
+      for (Iterator<Exec> it = execs.values().iterator(); it.hasNext() && ended > MAX_ENDED; ) {
+        Exec old = it.next();
+        if (old.isEnded && !old.isNested()) {
+          it.remove();
+          ended--;
+        }
+      }
+    }
+  }
+
+  @Override
+  public synchronized void onJobStart(SparkListenerJobStart job) {
+    try {
+      String id = job.properties() == null ? null
+          : job.properties().getProperty("spark.sql.execution.id");
+      if (id == null) {
+        return;
+      }
+      Exec e = execs.get(Long.parseLong(id));
+      if (e == null) {
+        return;
+      }
+      scala.collection.Iterator<Object> it = job.stageIds().iterator();
+      while (it.hasNext()) {
+        Integer stage = (Integer) it.next();
+        stageToExec.put(stage, e);
+        e.stages.add(stage);
+      }
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("tracker-job", "pipetrace: could not track a job start", t);
+    }
+  }
+
+  @Override
+  public synchronized void onTaskEnd(SparkListenerTaskEnd task) {
+    try {
+      Exec e = stageToExec.get(task.stageId());
+      if (e == null || task.taskInfo() == null) {
+        return;
+      }
+      scala.collection.Iterator<AccumulableInfo> it = task.taskInfo().accumulables().iterator();
+      while (it.hasNext()) {
+        AccumulableInfo acc = it.next();
+        // SQL metrics carry metadata "sql"; the rest are task metrics we don't need.
+        if (acc.metadata().isDefined() && acc.update().isDefined()
+            && acc.update().get() instanceof Long) {
+          e.metrics.merge(acc.id(), (Long) acc.update().get(), Long::sum);
+        }
+      }
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("tracker-task", "pipetrace: could not track a task end", t);
+    }
+  }
+
+  @Override
+  public void onApplicationEnd(SparkListenerApplicationEnd end) {
+    // The app is stopping: seal every open spool segment so the steps can be committed.
+    Run.closeAll();
+  }
+}

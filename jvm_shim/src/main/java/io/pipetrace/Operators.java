@@ -1,0 +1,182 @@
+package io.pipetrace;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.trees.TreeNode;
+import org.apache.spark.sql.execution.CommandResultExec;
+import org.apache.spark.sql.execution.InputAdapter;
+import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.WholeStageCodegenExec;
+import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec;
+import org.apache.spark.sql.execution.adaptive.QueryStageExec;
+import org.apache.spark.sql.execution.exchange.ReusedExchangeExec;
+import org.apache.spark.sql.execution.metric.SQLMetric;
+
+/**
+ * Flattens an executed physical plan into operators with this execution's metrics: through
+ * adaptive (AQE) plans and their query stages, with reused exchanges listed once.
+ */
+final class Operators {
+  static final int MAX_DESCRIPTION = 1_000;
+  private static final int MAX_EXPRESSION_NODES = 500;
+
+  /** One physical operator of a step. */
+  static final class Op {
+    int id;
+    Integer parentId;
+    String name;
+    String description;
+    Long rowsOut;
+    final Map<String, Long> metrics = new LinkedHashMap<>();
+    String source;
+  }
+
+  /** Where metric values come from: the execution's own updates, else the plan object. */
+  interface Metrics {
+    Long value(SQLMetric metric);
+  }
+
+  private Operators() {}
+
+  /**
+   * Operators of {@code root} in pre-order, ids from {@code firstId}, the root's parent
+   * {@code parentId}. Nodes that only wrap others (AQE, query stages, codegen) are skipped.
+   */
+  static List<Op> walk(SparkPlan root, Metrics metrics, Redactor redactor, int firstId,
+      Integer parentId) {
+    List<Op> ops = new ArrayList<>();
+    IdentityHashMap<SparkPlan, Integer> seen = new IdentityHashMap<>();
+    Deque<Object[]> stack = new ArrayDeque<>();
+    stack.push(new Object[] {root, parentId});
+    int nextId = firstId;
+    while (!stack.isEmpty()) {
+      Object[] top = stack.pop();
+      SparkPlan plan = unwrap((SparkPlan) top[0]);
+      Integer parent = (Integer) top[1];
+      if (plan == null) {
+        continue;
+      }
+      Op op = new Op();
+      op.id = nextId++;
+      op.parentId = parent;
+      ops.add(op);
+      if (plan instanceof ReusedExchangeExec) {
+        SparkPlan original = ((ReusedExchangeExec) plan).child();
+        Integer originalId = seen.get(original);
+        op.name = "ReusedExchange";
+        op.description = originalId != null ? "ReusedExchange, reuses operator " + originalId
+            : "ReusedExchange of " + original.nodeName();
+        if (originalId == null) {
+          // The original exchange is listed under its first reader; not seen yet, so list it here.
+          stack.push(new Object[] {original, op.id});
+        }
+        continue;
+      }
+      seen.put(plan, op.id);
+      op.name = plan.nodeName();
+      op.description = cap(redactor.redact(safeSimpleString(plan)));
+      fillMetrics(op, plan, metrics);
+      op.source = source(plan);
+      // Push children in reverse so they pop in plan order (pre-order ids read top-down).
+      List<SparkPlan> next = new ArrayList<>();
+      scala.collection.Iterator<SparkPlan> children = plan.children().iterator();
+      while (children.hasNext()) {
+        next.add(children.next());
+      }
+      scala.collection.Iterator<SparkPlan> subqueries = plan.subqueries().iterator();
+      while (subqueries.hasNext()) {
+        next.add(subqueries.next());
+      }
+      for (int i = next.size() - 1; i >= 0; i--) {
+        stack.push(new Object[] {next.get(i), op.id});
+      }
+    }
+    return ops;
+  }
+
+  /** Skip nodes that only wrap the operators users reason about. */
+  static SparkPlan unwrap(SparkPlan plan) {
+    SparkPlan p = plan;
+    for (int guard = 0; guard < 100 && p != null; guard++) {
+      if (p instanceof AdaptiveSparkPlanExec) {
+        p = ((AdaptiveSparkPlanExec) p).executedPlan();
+      } else if (p instanceof QueryStageExec) {
+        p = ((QueryStageExec) p).plan();
+      } else if (p instanceof WholeStageCodegenExec) {
+        p = ((WholeStageCodegenExec) p).child();
+      } else if (p instanceof InputAdapter) {
+        p = ((InputAdapter) p).child();
+      } else if (p instanceof CommandResultExec) {
+        p = ((CommandResultExec) p).commandPhysicalPlan();
+      } else {
+        return p;
+      }
+    }
+    return p;
+  }
+
+  private static void fillMetrics(Op op, SparkPlan plan, Metrics metrics) {
+    scala.collection.Iterator<scala.Tuple2<String, SQLMetric>> it = plan.metrics().iterator();
+    while (it.hasNext()) {
+      scala.Tuple2<String, SQLMetric> kv = it.next();
+      Long v = metrics.value(kv._2());
+      if ("numOutputRows".equals(kv._1())) {
+        op.rowsOut = v == null ? 0L : v;
+      } else if (v != null) {
+        op.metrics.put(kv._1(), v);
+      }
+    }
+  }
+
+  private static String safeSimpleString(SparkPlan plan) {
+    try {
+      return plan.simpleString(25);
+    } catch (Throwable t) {
+      return plan.nodeName();
+    }
+  }
+
+  static String cap(String s) {
+    if (s == null || s.length() <= MAX_DESCRIPTION) {
+      return s;
+    }
+    return s.substring(0, MAX_DESCRIPTION) + "...[truncated]";
+  }
+
+  /**
+   * The agent's file:line that built this operator's expressions, from their Python origin.
+   * Breadth-first, left to right: the expression nearest the top (the filter condition the
+   * agent wrote) wins over attributes that the optimizer substituted from earlier projections.
+   */
+  static String source(TreeNode<?> plan) {
+    try {
+      Deque<TreeNode<?>> queue = new ArrayDeque<>();
+      scala.collection.Iterator<Expression> it =
+          ((org.apache.spark.sql.catalyst.plans.QueryPlan<?>) plan).expressions().iterator();
+      while (it.hasNext()) {
+        queue.add(it.next());
+      }
+      for (int budget = MAX_EXPRESSION_NODES; budget > 0 && !queue.isEmpty(); budget--) {
+        TreeNode<?> e = queue.poll();
+        scala.Option<scala.Tuple2<String, String>> ctx = e.origin().pysparkErrorContext();
+        if (ctx.isDefined()) {
+          return ctx.get()._2();
+        }
+        scala.collection.Iterator<?> children = e.children().iterator();
+        while (children.hasNext()) {
+          queue.add((TreeNode<?>) children.next());
+        }
+      }
+    } catch (Throwable t) {
+      // Unknown expression classes (e.g. vendor nodes): no source rather than no step.
+    }
+    return null;
+  }
+}

@@ -1,0 +1,135 @@
+package io.pipetrace;
+
+import java.util.Collections;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.sql.execution.QueryExecution;
+import org.apache.spark.sql.internal.SQLConf;
+import org.apache.spark.sql.util.QueryExecutionListener;
+
+/**
+ * pipetrace's capture: one step per named Spark action, appended to the run's spool.
+ *
+ * <p>Registered either by configuration ({@code spark.sql.queryExecutionListeners=
+ * io.pipetrace.PipetraceListener}, settings under {@code spark.pipetrace.*}) or by
+ * {@code pipetrace.spark.attach(spark)} through {@link Bridge}. Callbacks run on Spark's
+ * shared listener thread; they catch everything, never throw into Spark, and do only the
+ * plan walk, the JSON and one file append.
+ */
+public class PipetraceListener implements QueryExecutionListener {
+  /** Listeners created from spark.sql.queryExecutionListeners, by the SQLConf of their session. */
+  static final Map<SQLConf, PipetraceListener> BY_CONF =
+      Collections.synchronizedMap(new WeakHashMap<>());
+
+  private static final int RECENT_COMMANDS = 64;
+
+  private final Run run;
+  private final ExecutionTracker tracker;
+  // Output ids of this session's recent commands, to recognize a later show() of their rows.
+  private final java.util.Set<String> commandOutputs = java.util.Collections.newSetFromMap(
+      new java.util.LinkedHashMap<String, Boolean>() {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Boolean> eldest) {
+          return size() > RECENT_COMMANDS;
+        }
+      });
+  private volatile Redactor redactor;
+  private volatile boolean detached;
+
+  /** Used by Spark for spark.sql.queryExecutionListeners. */
+  public PipetraceListener(SparkConf conf) {
+    Settings settings = Settings.fromConf(conf);
+    Run opened = null;
+    ExecutionTracker t = null;
+    try {
+      if (settings.enabled) {
+        SparkContext sc = SparkContext.getOrCreate(conf);
+        t = ExecutionTracker.forContext(sc);
+        opened = Run.open(settings, sc.applicationId());
+        // Spark builds session listeners inside SQLConf.withExistingConf(sessionConf).
+        BY_CONF.put(SQLConf.get(), this);
+        Log.info("pipetrace: capturing run " + opened.runId + " into spool " + opened.dir());
+      }
+    } catch (Throwable e) {
+      Log.warnOnce("listener-init", "pipetrace: capture is off for this session: " + e, e);
+    }
+    run = opened;
+    tracker = t;
+  }
+
+  /** Used by Spark when it cannot pass a SparkConf. */
+  public PipetraceListener() {
+    this(SparkEnv.get() != null ? SparkEnv.get().conf() : new SparkConf());
+  }
+
+  /** Used by attach(). */
+  PipetraceListener(Run run, ExecutionTracker tracker) {
+    this.run = run;
+    this.tracker = tracker;
+  }
+
+  Run run() {
+    return run;
+  }
+
+  void detach() {
+    detached = true;
+  }
+
+  @Override
+  public void onSuccess(String funcName, QueryExecution qe, long durationNs) {
+    handle(funcName, qe, durationNs, null);
+  }
+
+  @Override
+  public void onFailure(String funcName, QueryExecution qe, Exception exception) {
+    handle(funcName, qe, -1, exception);
+  }
+
+  private void handle(String funcName, QueryExecution qe, long durationNs, Throwable error) {
+    try {
+      if (run == null || detached || run.isClosed() || Internal.isInternal(qe.sparkSession())) {
+        return;
+      }
+      ExecutionTracker.Exec exec = tracker.claim(qe);
+      StepCapture capture = new StepCapture(run, redactor(qe), tracker, exec);
+      if (exec != null && exec.isNested()) {
+        // e.g. the insert inside saveAsTable: part of its root's step, not a step of its own.
+        ExecutionTracker.Exec root = tracker.root(exec);
+        if (root != null) {
+          root.nested.add(capture.nested(qe));
+        }
+        run.skipped.incrementAndGet();
+        return;
+      }
+      if (StepCapture.isCommandResultEcho(funcName, qe, commandOutputs)) {
+        run.skipped.incrementAndGet();
+        return;
+      }
+      if ("command".equals(funcName)) {
+        String ids = StepCapture.outputIds(qe.analyzed());
+        if (!ids.isEmpty()) {
+          commandOutputs.add(ids);
+        }
+      }
+      run.append(capture.step(funcName, qe, durationNs, error));
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName
+          + " action; the job is not affected", t);
+    }
+  }
+
+  private Redactor redactor(QueryExecution qe) {
+    Redactor r = redactor;
+    if (r == null) {
+      r = new Redactor(qe.sparkSession());
+      redactor = r;
+    }
+    return r;
+  }
+}

@@ -1,0 +1,150 @@
+package io.pipetrace;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.regex.Pattern;
+
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
+import org.apache.spark.sql.catalyst.trees.TreeNode;
+
+/** Plan texts with a size cap, and the plan fingerprint. */
+final class PlanText {
+  static final String MARKER = "\n... [truncated by pipetrace at %d chars; raise spark.pipetrace.plan_max_chars]";
+  private static final Pattern EXPR_ID = Pattern.compile("#\\d+L?");
+  private static final int MAX_FINGERPRINT_NODES = 100_000;
+
+  /** A plan text and whether it was cut. */
+  static final class Text {
+    final String text;
+    final boolean truncated;
+
+    Text(String text, boolean truncated) {
+      this.text = text;
+      this.truncated = truncated;
+    }
+  }
+
+  /** Thrown by the bounded appender to stop Spark's tree printer once the cap is reached. */
+  private static final class Full extends RuntimeException {
+    Full() {
+      super(null, null, false, false);
+    }
+  }
+
+  private PlanText() {}
+
+  /**
+   * The plan's tree string, never longer than {@code max} chars plus the marker. Spark's printer
+   * streams into our appender, which stops it at the cap: a 2,000-node plan costs no more
+   * memory than the cap.
+   */
+  static Text of(TreeNode<?> plan, int max, Redactor redactor) {
+    if (plan == null) {
+      return new Text(null, false);
+    }
+    StringBuilder sb = new StringBuilder(Math.min(max, 16_384));
+    boolean[] full = {false};
+    scala.Function1<String, scala.runtime.BoxedUnit> append = s -> {
+      int room = max - sb.length();
+      if (s.length() > room) {
+        sb.append(s, 0, Math.max(0, room));
+        full[0] = true;
+        throw new Full();
+      }
+      sb.append(s);
+      return scala.runtime.BoxedUnit.UNIT;
+    };
+    try {
+      plan.treeString(append, true, false, 25, false, false);
+    } catch (Full stop) {
+      // cap reached
+    }
+    String text = redactor.redact(sb.toString());
+    if (full[0]) {
+      text = text + String.format(MARKER, max);
+    }
+    return new Text(text, full[0]);
+  }
+
+  /**
+   * SHA-256 over the analyzed plan's operators and expressions with expression ids removed, and
+   * with relations named by table and format only: the same code on the same inputs gives the
+   * same fingerprint in every run (paths, temp dirs and ids don't leak in); a changed filter,
+   * join, projection or aggregate changes it.
+   */
+  static String fingerprint(LogicalPlan plan) {
+    try {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      Deque<Object[]> stack = new ArrayDeque<>();
+      stack.push(new Object[] {plan, 0});
+      int budget = MAX_FINGERPRINT_NODES;
+      while (!stack.isEmpty() && budget-- > 0) {
+        Object[] top = stack.pop();
+        LogicalPlan p = (LogicalPlan) top[0];
+        int depth = (Integer) top[1];
+        md.update((depth + ":" + describe(p) + "\n").getBytes(StandardCharsets.UTF_8));
+        java.util.List<LogicalPlan> next = new java.util.ArrayList<>();
+        collect(next, p.children().iterator());
+        collect(next, p.innerChildren().iterator());
+        for (int i = next.size() - 1; i >= 0; i--) {
+          stack.push(new Object[] {next.get(i), depth + 1});
+        }
+      }
+      StringBuilder hex = new StringBuilder();
+      for (byte b : md.digest()) {
+        hex.append(String.format("%02x", b));
+      }
+      return hex.toString();
+    } catch (Throwable t) {
+      return null;
+    }
+  }
+
+  private static void collect(java.util.List<LogicalPlan> out, scala.collection.Iterator<?> it) {
+    while (it.hasNext()) {
+      Object o = it.next();
+      if (o instanceof LogicalPlan) {
+        out.add((LogicalPlan) o);
+      }
+    }
+  }
+
+  private static String describe(LogicalPlan p) {
+    Relations.Rel out = Relations.output(p, NO_REDACTION);
+    if (out != null) {
+      // Writes: what is written and how, not where on disk (temp dirs differ between runs).
+      return p.nodeName() + "(" + out.format + "," + out.mode + ","
+          + ("table".equals(out.kind) ? out.name : "path") + ")";
+    }
+    if (p.children().isEmpty()) {
+      StringBuilder sb = new StringBuilder(p.nodeName()).append('[');
+      scala.collection.Iterator<?> attrs = p.output().iterator();
+      while (attrs.hasNext()) {
+        Expression a = (Expression) attrs.next();
+        sb.append(a.dataType().simpleString()).append(',');
+      }
+      sb.append(']');
+      java.util.List<Relations.Rel> in = Relations.inputs(p, NO_REDACTION);
+      for (Relations.Rel r : in) {
+        sb.append(r.kind).append(':').append(r.format).append(':')
+            .append("table".equals(r.kind) ? r.name : "");
+      }
+      if (p instanceof org.apache.spark.sql.catalyst.plans.logical.Range) {
+        sb.append(p.simpleString(25));
+      }
+      return EXPR_ID.matcher(sb).replaceAll("");
+    }
+    String s;
+    try {
+      s = p.simpleString(25);
+    } catch (Throwable t) {
+      s = p.nodeName();
+    }
+    return EXPR_ID.matcher(s).replaceAll("");
+  }
+
+  private static final Redactor NO_REDACTION = Redactor.NONE;
+}

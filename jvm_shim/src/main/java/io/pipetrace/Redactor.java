@@ -1,0 +1,97 @@
+package io.pipetrace;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * Removes secrets from every string pipetrace stores: Spark's own redaction settings plus our
+ * rules for URIs, key=value options and the values of sensitive Spark conf entries.
+ */
+final class Redactor {
+  static final String MASK = "*********(redacted)";
+
+  // Option names whose values are secrets (password, token, secret, key, sas, credential, ...).
+  static final Pattern SENSITIVE_NAME = Pattern.compile(
+      "(?i)(password|passwd|pwd|secret|token|credential|sas|sig|signature|key|auth)");
+  // name=value, name -> value, "name": "value" (the ':' form needs a space or quote so that type
+  // strings such as struct<key:string> are left alone).
+  private static final String NAME =
+      "(?:[\\w.\\-]*(?:password|passwd|pwd|secret|token|credential|sas|sig|signature)[\\w.\\-]*"
+          + "|[\\w.\\-]*[_.\\-]key(?:[_.\\-][\\w.\\-]*)?|key|apikey|auth)";
+  private static final Pattern KEY_VALUE = Pattern.compile(
+      "(?i)(?<![\\w.\\-])(" + NAME + "[\"']?)(\\s*=\\s*|\\s*->\\s*|:\\s+|\"?:\\s*\")"
+          + "(\"[^\"]*\"|'[^']*'|[^\\s,;&)\\]}\"'\\[]+)");
+  // scheme://user:password@host
+  private static final Pattern URI_USERINFO = Pattern.compile(
+      "([a-zA-Z][a-zA-Z0-9+.\\-]*://)([^/@\\s:]+):([^/@\\s]+)@");
+
+  private final Pattern sparkStringRegex;   // spark.sql.redaction.string.regex / spark.redaction.string.regex
+  private final List<String> secretValues;  // values of conf entries matching spark.redaction.regex
+
+  /** Leaves text as it is: for values that are hashed, never stored. */
+  static final Redactor NONE = new Redactor();
+
+  private Redactor() {
+    sparkStringRegex = null;
+    secretValues = java.util.Collections.emptyList();
+  }
+
+  Redactor(SparkSession session) {
+    SparkConf conf = session.sparkContext().getConf();
+    String stringRegex = session.conf().get("spark.sql.redaction.string.regex", null);
+    if (stringRegex == null || stringRegex.isEmpty()) {
+      stringRegex = conf.get("spark.redaction.string.regex", null);
+    }
+    sparkStringRegex = compile(stringRegex);
+    Pattern keyRegex = compile(conf.get("spark.redaction.regex",
+        "(?i)secret|password|token|access[.]?key"));
+    List<String> values = new ArrayList<>();
+    for (scala.Tuple2<String, String> kv : conf.getAll()) {
+      boolean sensitive = (keyRegex != null && keyRegex.matcher(kv._1()).find())
+          || SENSITIVE_NAME.matcher(kv._1()).find();
+      // Short values (true, 1, s3a) would mask half the plan and are not secrets.
+      if (sensitive && kv._2() != null && kv._2().length() >= 6) {
+        values.add(kv._2());
+      }
+    }
+    values.sort(Comparator.comparingInt(String::length).reversed());
+    secretValues = values;
+  }
+
+  private static Pattern compile(String regex) {
+    if (regex == null || regex.isEmpty()) {
+      return null;
+    }
+    try {
+      return Pattern.compile(regex);
+    } catch (Exception e) {
+      Log.warnOnce("bad-redaction-regex", "pipetrace: cannot compile redaction regex " + regex);
+      return null;
+    }
+  }
+
+  /** A redacted copy of {@code s} (null stays null). */
+  String redact(String s) {
+    if (s == null || s.isEmpty() || this == NONE) {
+      return s;
+    }
+    String out = s;
+    for (String v : secretValues) {
+      if (out.contains(v)) {
+        out = out.replace(v, MASK);
+      }
+    }
+    out = URI_USERINFO.matcher(out).replaceAll("$1$2:" + Matcher.quoteReplacement(MASK) + "@");
+    out = KEY_VALUE.matcher(out).replaceAll("$1$2" + Matcher.quoteReplacement(MASK));
+    if (sparkStringRegex != null) {
+      out = sparkStringRegex.matcher(out).replaceAll(Matcher.quoteReplacement(MASK));
+    }
+    return out;
+  }
+}

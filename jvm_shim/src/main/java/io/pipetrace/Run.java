@@ -1,0 +1,139 @@
+package io.pipetrace;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One run: the steps of one attach(), one `pipetrace run`, or one Spark session configured by
+ * spark.sql.queryExecutionListeners. Every listener instance of the same run id in this JVM
+ * shares it, so seq stays 1, 2, 3... across sessions of the run.
+ */
+final class Run {
+  private static final Map<String, Run> RUNS = new ConcurrentHashMap<>();
+  private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss");
+  private static ScheduledExecutorService sealer;
+
+  final String runId;
+  final Settings settings;
+  final Spool spool;
+  final AtomicLong seq = new AtomicLong();
+  final AtomicLong captured = new AtomicLong();
+  final AtomicLong dropped = new AtomicLong();
+  final AtomicLong skipped = new AtomicLong();
+  private volatile boolean closed;
+
+  private Run(String runId, Settings settings, String appId) throws IOException {
+    this.runId = runId;
+    this.settings = settings;
+    this.spool = new Spool(settings.spool, runId, settings.table, appId,
+        settings.segmentMaxSteps, settings.segmentMaxAgeMs);
+  }
+
+  /** The run with this id (settings.runId, or a new id), created on first use. */
+  static Run open(Settings settings, String appId) throws IOException {
+    String id = settings.runId != null ? settings.runId : newRunId();
+    synchronized (RUNS) {
+      Run run = RUNS.get(id);
+      if (run == null || run.closed) {
+        run = new Run(id, settings, appId);
+        RUNS.put(id, run);
+        startSealer();
+      }
+      return run;
+    }
+  }
+
+  static Run get(String runId) {
+    return RUNS.get(runId);
+  }
+
+  /** Same shape as the Python side: 20261125-033512-a1b2c3 (UTC), sortable by start time. */
+  static String newRunId() {
+    return LocalDateTime.now(ZoneOffset.UTC).format(ID_TIME) + "-"
+        + String.format("%06x", ThreadLocalRandom.current().nextInt(1 << 24));
+  }
+
+  Path dir() {
+    return spool.dir();
+  }
+
+  boolean isClosed() {
+    return closed;
+  }
+
+  /** Append one captured step; a failing spool counts a drop and never throws. */
+  void append(byte[] line) {
+    try {
+      spool.append(line);
+      captured.incrementAndGet();
+    } catch (Throwable t) {
+      dropped.incrementAndGet();
+      Log.warnOnce("spool-append-" + runId, "pipetrace: cannot write to the spool " + dir()
+          + " (" + t + "); steps of run " + runId + " are being dropped. Check that the "
+          + "directory is writable or set spark.pipetrace.spool.");
+    }
+  }
+
+  void seal() {
+    try {
+      spool.seal();
+    } catch (Throwable t) {
+      Log.warnOnce("spool-seal-" + runId, "pipetrace: cannot seal a spool segment in " + dir(), t);
+    }
+  }
+
+  /** Seal the last segment and release the spool; the run can't append afterwards. */
+  void close() {
+    synchronized (RUNS) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      RUNS.remove(runId, this);
+    }
+    try {
+      spool.close();
+    } catch (Throwable t) {
+      Log.warnOnce("spool-close-" + runId, "pipetrace: cannot close the spool " + dir(), t);
+    }
+  }
+
+  static void closeAll() {
+    for (Run run : RUNS.values()) {
+      run.close();
+    }
+  }
+
+  private static void startSealer() {
+    if (sealer != null) {
+      return;
+    }
+    sealer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "pipetrace-spool-sealer");
+      t.setDaemon(true);
+      return t;
+    });
+    // Age-based sealing bounds how long a step waits before a committer can take it.
+    sealer.scheduleWithFixedDelay(() -> {
+      long now = System.currentTimeMillis();
+      for (Run run : RUNS.values()) {
+        try {
+          run.spool.sealIfOld(now);
+        } catch (Throwable t) {
+          Log.warnOnce("spool-seal-" + run.runId, "pipetrace: cannot seal a spool segment", t);
+        }
+      }
+    }, 100, 100, TimeUnit.MILLISECONDS);
+    Runtime.getRuntime().addShutdownHook(new Thread(Run::closeAll, "pipetrace-shutdown"));
+  }
+}

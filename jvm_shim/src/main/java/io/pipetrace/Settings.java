@@ -1,0 +1,127 @@
+package io.pipetrace;
+
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.spark.SparkConf;
+
+/**
+ * pipetrace settings. The names are shared by {@code attach(spark, ...)} keyword arguments,
+ * Spark conf ({@code spark.pipetrace.<name>}) and the CLI, so a user learns them once.
+ */
+final class Settings {
+  static final String PREFIX = "spark.pipetrace.";
+  static final String[] KNOWN = {
+      "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "segment_max_steps",
+      "segment_max_age_ms"};
+
+  final String table;           // destination table (path or catalog name); null = ingest decides
+  final Path spool;             // spool root; a run writes to spool/run_id
+  final String runId;           // null = generate one
+  final Map<String, String> tags;
+  final boolean enabled;
+  final int planMaxChars;       // cap of each plan text
+  final int segmentMaxSteps;    // seal a spool segment after this many steps
+  final long segmentMaxAgeMs;   // ... or when its first step is this old
+
+  private Settings(Map<String, String> raw) {
+    table = blankToNull(raw.get("table"));
+    String spoolDir = blankToNull(raw.get("spool"));
+    spool = spoolDir != null ? Paths.get(spoolDir) : defaultSpool();
+    runId = blankToNull(raw.get("run_id"));
+    tags = parseTags(raw.get("tags"));
+    enabled = !"false".equalsIgnoreCase(raw.getOrDefault("enabled", "true").trim());
+    planMaxChars = (int) parseLong(raw, "plan_max_chars", 100_000, 1_000, Integer.MAX_VALUE);
+    segmentMaxSteps = (int) parseLong(raw, "segment_max_steps", 500, 1, 1_000_000);
+    segmentMaxAgeMs = parseLong(raw, "segment_max_age_ms", 1_000, 10, 3_600_000);
+  }
+
+  /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */
+  static Settings fromConf(SparkConf conf) {
+    Map<String, String> raw = new LinkedHashMap<>();
+    for (scala.Tuple2<String, String> kv : conf.getAllWithPrefix(PREFIX)) {
+      raw.put(kv._1(), kv._2());
+    }
+    return new Settings(raw);
+  }
+
+  /** Settings from the JSON object attach() sends; conf values fill what it leaves out. */
+  static Settings fromJson(String json, SparkConf conf) throws Exception {
+    Map<String, String> raw = new LinkedHashMap<>();
+    for (scala.Tuple2<String, String> kv : conf.getAllWithPrefix(PREFIX)) {
+      raw.put(kv._1(), kv._2());
+    }
+    JsonNode node = new ObjectMapper().readTree(json);
+    node.fields().forEachRemaining(e -> {
+      JsonNode v = e.getValue();
+      if (v == null || v.isNull()) {
+        return;
+      }
+      raw.put(e.getKey(), v.isTextual() ? v.asText() : v.toString());
+    });
+    return new Settings(raw);
+  }
+
+  /** Same default as the Python side: $PIPETRACE_SPOOL, else $PIPETRACE_HOME/spool, else ~/.pipetrace/spool. */
+  static Path defaultSpool() {
+    String spool = System.getenv("PIPETRACE_SPOOL");
+    if (spool != null && !spool.isEmpty()) {
+      return Paths.get(spool);
+    }
+    String home = System.getenv("PIPETRACE_HOME");
+    Path base = home != null && !home.isEmpty()
+        ? Paths.get(home) : Paths.get(System.getProperty("user.home"), ".pipetrace");
+    return base.resolve("spool");
+  }
+
+  private static String blankToNull(String s) {
+    return s == null || s.trim().isEmpty() ? null : s.trim();
+  }
+
+  private static long parseLong(Map<String, String> raw, String key, long dflt, long min, long max) {
+    String v = raw.get(key);
+    if (v == null) {
+      return dflt;
+    }
+    try {
+      long n = Long.parseLong(v.trim());
+      return Math.max(min, Math.min(max, n));
+    } catch (NumberFormatException e) {
+      Log.warnOnce("bad-setting-" + key, "pipetrace: ignoring " + PREFIX + key + "=" + v
+          + " (not a number); using " + dflt);
+      return dflt;
+    }
+  }
+
+  /** Tags come as a JSON object ({"team":"risk"}) or as k=v pairs separated by commas. */
+  static Map<String, String> parseTags(String s) {
+    if (s == null || s.trim().isEmpty()) {
+      return Collections.emptyMap();
+    }
+    Map<String, String> tags = new LinkedHashMap<>();
+    String t = s.trim();
+    if (t.startsWith("{")) {
+      try {
+        new ObjectMapper().readTree(t).fields().forEachRemaining(
+            e -> tags.put(e.getKey(), e.getValue().isTextual() ? e.getValue().asText()
+                : e.getValue().toString()));
+        return Collections.unmodifiableMap(tags);
+      } catch (Exception e) {
+        Log.warnOnce("bad-tags", "pipetrace: spark.pipetrace.tags is not valid JSON; ignoring it");
+        return Collections.emptyMap();
+      }
+    }
+    for (String pair : t.split(",")) {
+      int eq = pair.indexOf('=');
+      if (eq > 0) {
+        tags.put(pair.substring(0, eq).trim(), pair.substring(eq + 1).trim());
+      }
+    }
+    return Collections.unmodifiableMap(tags);
+  }
+}
