@@ -1,0 +1,257 @@
+"""Commit the spool into the Delta table ``pipeline_steps``, exactly once, with delta-rs.
+
+Each run's sealed segments are committed in ascending order with the Delta transaction id
+``app_id = "pipetrace/<run_id>"``, ``version = highest segment number in the commit``. Before
+committing, segments at or below the table's txn version for the run are already in the table
+(a crash happened between commit and cleanup) and are only deleted; segments are deleted only
+after the commit containing them succeeded.
+
+Example::
+
+    >>> result = ingest(spool="/tmp/spool", table="/tmp/pipeline_steps")  # doctest: +SKIP
+    >>> result.steps, result.segments
+    (12, 3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from pipetrace import spool as sp
+from pipetrace.errors import PipetraceError, SpoolError, TableError
+from pipetrace.locations import is_local, normalize_table, resolve_spool, resolve_table
+from pipetrace.schema import (
+    SCHEMA_VERSION,
+    TABLE_NAME,
+    delta_schema,
+    rows_to_arrow,
+    table_description,
+    table_properties,
+)
+
+__all__ = ["IngestResult", "Quarantined", "SkippedRun", "app_id", "ensure_table", "ingest"]
+
+# Upper bound on the Arrow bytes of one commit, so a long run's backlog does not need
+# all of its segments in memory at once.
+_MAX_COMMIT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A run that was not ingested, and why."""
+
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A segment moved to ``<run>/quarantine/`` because it could not be read."""
+
+    run_id: str
+    path: Path
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    """What one :func:`ingest` call did."""
+
+    table: str
+    steps: int = 0
+    failed_steps: int = 0
+    segments: int = 0
+    runs: list[str] = field(default_factory=list)
+    skipped: list[SkippedRun] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    already_committed: int = 0
+    removed_runs: list[str] = field(default_factory=list)
+
+
+def app_id(run_id: str) -> str:
+    """The Delta transaction app id of a run.
+
+    Example::
+
+        >>> app_id("20261125-033511-a1b2c3")
+        'pipetrace/20261125-033511-a1b2c3'
+    """
+    return f"pipetrace/{run_id}"
+
+
+def ensure_table(table: str) -> DeltaTable:
+    """Open the table, creating it from the shared schema (comments, properties) if missing.
+
+    Example::
+
+        >>> ensure_table("/tmp/pipeline_steps").metadata().name  # doctest: +SKIP
+        'pipeline_steps'
+    """
+    try:
+        return DeltaTable(table)
+    except TableNotFoundError:
+        pass
+    except (DeltaError, OSError) as exc:
+        raise TableError(f"cannot open the table at {table}: {exc}; check the path "
+                         "(--table or PIPETRACE_TABLE)") from exc
+    try:
+        if is_local(table):
+            Path(table).mkdir(parents=True, exist_ok=True)
+        return DeltaTable.create(
+            table,
+            schema=delta_schema(),
+            mode="ignore",  # another committer may have created it meanwhile
+            name=TABLE_NAME,
+            description=table_description(),
+            configuration=table_properties(),
+        )
+    except (DeltaError, OSError) as exc:
+        with contextlib.suppress(DeltaError, OSError):
+            return DeltaTable(table)  # lost a creation race to another committer
+        raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}; "
+                         "choose a writable location with --table or PIPETRACE_TABLE") from exc
+
+
+def ingest(
+    *,
+    spool: str | Path | None = None,
+    table: str | None = None,
+    run_ids: Iterable[str] | None = None,
+) -> IngestResult:
+    """Commit the spool's finished segments into the table; return what was done.
+
+    Runs whose manifest names another table are skipped (and reported). The table is
+    created on first use.
+
+    Example::
+
+        >>> r = ingest(table="/tmp/pipeline_steps", run_ids=["20261125-033511-a1b2c3"])  # doctest: +SKIP
+        >>> print(r.steps, r.table)
+        4 /tmp/pipeline_steps
+    """
+    table_uri = resolve_table(table)
+    spool_dir = resolve_spool(spool)
+    result = IngestResult(table=table_uri)
+    wanted = set(run_ids) if run_ids is not None else None
+    runs = [r for r in sp.list_runs(spool_dir) if wanted is None or r.name in wanted]
+    dt = ensure_table(table_uri)
+    for run_dir in runs:
+        _ingest_run(run_dir, dt, table_uri, result)
+    return result
+
+
+def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestResult) -> None:
+    try:
+        manifest = sp.read_manifest(run_dir)
+    except SpoolError as exc:
+        if run_dir.exists() and not sp.writer_alive(run_dir):
+            result.skipped.append(SkippedRun(run_dir.name, str(exc)))
+        return  # a live writer may not have written its manifest yet
+    reason = _mismatch(manifest, run_dir, table_uri)
+    if reason:
+        result.skipped.append(SkippedRun(manifest.run_id, reason))
+        return
+    with sp.commit_lock(run_dir):
+        if not (run_dir / sp.MANIFEST).exists():
+            return  # another committer finished and removed the run while we waited
+        _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+        if sp.remove_run_if_done(run_dir):
+            result.removed_runs.append(manifest.run_id)
+
+
+def _mismatch(manifest: sp.Manifest, run_dir: Path, table_uri: str) -> str | None:
+    if manifest.run_id != run_dir.name:
+        return (f"run.json says run_id {manifest.run_id!r} but the directory is {run_dir.name!r}; "
+                "fix or delete the run directory")
+    if manifest.schema_version is not None and manifest.schema_version > SCHEMA_VERSION:
+        return (f"written with schema version {manifest.schema_version}, this pipetrace reads "
+                f"up to {SCHEMA_VERSION}: upgrade pipetrace (pip install -U pipetrace)")
+    if manifest.table is None:
+        return None
+    try:
+        target = normalize_table(manifest.table)
+    except PipetraceError:
+        target = manifest.table
+    if target != table_uri:
+        return f"meant for table {target}, not {table_uri}: ingest it with --table {target}"
+    return None
+
+
+def _commit_run(
+    run_dir: Path, run_id: str, dt: DeltaTable, table_uri: str, result: IngestResult
+) -> None:
+    sp.recover_open_segments(run_dir)
+    dt.update_incremental()
+    done = dt.transaction_version(app_id(run_id))
+    batch: list[pa.Table] = []
+    numbers: list[int] = []
+    size = 0
+    for seg in sp.sealed_segments(run_dir):
+        if done is not None and seg.number <= done:
+            seg.path.unlink(missing_ok=True)  # committed before a crash; only cleanup was lost
+            result.already_committed += 1
+            continue
+        try:
+            steps = _read_steps(seg, run_id)
+        except SpoolError as exc:
+            moved = sp.quarantine(seg, str(exc))
+            result.quarantined.append(Quarantined(run_id, moved, str(exc)))
+            continue
+        batch.append(steps)
+        numbers.append(seg.number)
+        size += steps.nbytes
+        if size >= _MAX_COMMIT_BYTES:
+            _commit(dt, table_uri, run_id, batch, numbers, run_dir, result)
+            batch, numbers, size = [], [], 0
+    if numbers:
+        _commit(dt, table_uri, run_id, batch, numbers, run_dir, result)
+
+
+def _read_steps(seg: sp.Segment, run_id: str) -> pa.Table:
+    rows = sp.read_segment(seg.path)
+    try:
+        steps = rows_to_arrow(rows)
+    except SpoolError as exc:
+        raise SpoolError(f"{seg.path.name} {exc}") from None
+    for index, value in enumerate(steps.column("run_id").to_pylist()):
+        if value != run_id:
+            raise SpoolError(f"{seg.path.name} row {index + 1}: run_id {value!r} does not match "
+                             f"its run directory {run_id!r}")
+    return steps
+
+
+def _commit(
+    dt: DeltaTable,
+    table_uri: str,
+    run_id: str,
+    batch: list[pa.Table],
+    numbers: list[int],
+    run_dir: Path,
+    result: IngestResult,
+) -> None:
+    data = pa.concat_tables(batch)
+    if data.num_rows:
+        txn = Transaction(app_id=app_id(run_id), version=max(numbers))
+        try:
+            write_deltalake(dt, data, mode="append",
+                            commit_properties=CommitProperties(app_transactions=[txn]))
+        except (DeltaError, OSError) as exc:
+            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}; its "
+                             f"segments stay in {run_dir}, rerun `pipetrace ingest`") from exc
+        dt.update_incremental()
+    # Empty segments carry no rows, so deleting them without a commit cannot duplicate or lose.
+    for number in numbers:
+        (run_dir / f"seg-{number:06d}.jsonl").unlink(missing_ok=True)
+    result.steps += data.num_rows
+    result.failed_steps += pc.sum(pc.equal(data.column("status"), "FAILED")).as_py() or 0
+    result.segments += len(numbers)
+    if run_id not in result.runs:
+        result.runs.append(run_id)

@@ -1,0 +1,105 @@
+"""Where the table and the spool live.
+
+Precedence: explicit argument, then environment (``PIPETRACE_TABLE``, ``PIPETRACE_SPOOL``),
+then defaults under ``PIPETRACE_HOME`` (``~/.pipetrace``). Local table paths are normalized to
+absolute paths so that the same table always has the same name; ``file://`` URIs are accepted.
+
+Example::
+
+    >>> resolve_table("file:///data/pipeline_steps")
+    '/data/pipeline_steps'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pipetrace.errors import ConfigError
+from pipetrace.schema import TABLE_NAME
+
+__all__ = ["home", "is_local", "normalize_table", "resolve_spool", "resolve_table"]
+
+# s3://, abfss://, gs://, dbfs:/ ... but not a Windows drive letter (C:\...)
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def home() -> Path:
+    """pipetrace's home directory: ``$PIPETRACE_HOME`` or ``~/.pipetrace`` (absolute).
+
+    Example::
+
+        >>> home().is_absolute()
+        True
+    """
+    env = os.environ.get("PIPETRACE_HOME")
+    return Path(env).expanduser().resolve() if env else Path("~/.pipetrace").expanduser().resolve()
+
+
+def is_local(table: str) -> bool:
+    """True when ``table`` (already normalized) is a local filesystem path.
+
+    Example::
+
+        >>> is_local("/data/pipeline_steps"), is_local("s3://bucket/pipeline_steps")
+        (True, False)
+    """
+    return not _REMOTE.match(table)
+
+
+def normalize_table(table: str) -> str:
+    """Normalize a table location: local paths and ``file://`` URIs become absolute paths.
+
+    Remote URIs (``s3://...``) are returned unchanged, without a trailing slash.
+
+    Example::
+
+        >>> normalize_table("file:///data/steps/")
+        '/data/steps'
+    """
+    text = table.strip()
+    if not text:
+        raise ConfigError("the table location is empty: pass --table PATH or set PIPETRACE_TABLE")
+    if text.startswith("file:"):
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"cannot use {table!r}: file:// URIs must name a local path "
+                              "(file:///abs/path)")
+        text = unquote(parsed.path)
+    elif _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+        return text.rstrip("/")
+    return str(Path(text).expanduser().resolve())
+
+
+def resolve_table(table: str | None) -> str:
+    """The table to use: ``table`` if given, else ``$PIPETRACE_TABLE``, else the default.
+
+    Example::
+
+        >>> resolve_table("relative/steps") == str(Path("relative/steps").resolve())
+        True
+    """
+    if table is not None:
+        return normalize_table(table)
+    env = os.environ.get("PIPETRACE_TABLE")
+    if env:
+        return normalize_table(env)
+    return str(home() / TABLE_NAME)
+
+
+def resolve_spool(spool: str | os.PathLike[str] | None) -> Path:
+    """The spool directory: ``spool`` if given, else ``$PIPETRACE_SPOOL``, else the default.
+
+    Example::
+
+        >>> resolve_spool("/tmp/sp")
+        PosixPath('/tmp/sp')
+    """
+    if spool is not None and str(spool).strip():
+        return Path(spool).expanduser().resolve()
+    env = os.environ.get("PIPETRACE_SPOOL")
+    if env:
+        return Path(env).expanduser().resolve()
+    return home() / "spool"

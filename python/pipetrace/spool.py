@@ -1,0 +1,335 @@
+"""The read side of the spool: the write-ahead log the JVM listener appends steps to.
+
+Layout (written by the JVM shim, one directory per run)::
+
+    <spool>/<run_id>/run.json              manifest
+    <spool>/<run_id>/writer.lock           POSIX-locked by the live JVM while it may append
+    <spool>/<run_id>/seg-000001.jsonl      sealed segments, immutable, increasing numbers
+    <spool>/<run_id>/seg-000002.jsonl.open the segment being appended (at most one)
+
+Numbers increase but need not be consecutive: the JVM numbers a segment
+``max(previous + 1, now in ms)`` so a reused run id never repeats a committed number.
+    <spool>/<run_id>/commit.lock           committers of the run serialize on it
+    <spool>/<run_id>/quarantine/           segments that could not be read, with a .reason
+
+POSIX (fcntl) locks belong to a process: a lock held by this process is invisible to its own
+checks, so ``writer_alive`` only detects writers in *other* processes (the JVM always is one).
+
+Example::
+
+    >>> from pathlib import Path
+    >>> [run.name for run in list_runs(Path("/nonexistent"))]
+    []
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pipetrace.errors import SpoolError
+
+__all__ = [
+    "Manifest",
+    "Segment",
+    "WriterState",
+    "commit_lock",
+    "list_runs",
+    "open_segments",
+    "quarantine",
+    "read_manifest",
+    "read_segment",
+    "recover_open_segments",
+    "remove_run_if_done",
+    "sealed_segments",
+    "writer_alive",
+    "writer_state",
+]
+
+MANIFEST = "run.json"
+WRITER_LOCK = "writer.lock"
+COMMIT_LOCK = "commit.lock"
+QUARANTINE = "quarantine"
+_SEGMENT = re.compile(r"^seg-(\d{6,})\.jsonl(\.open)?$")
+
+WriterState = Literal["alive", "gone", "absent"]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A run's ``run.json``: who wrote the run, and which table it is meant for."""
+
+    run_id: str
+    table: str | None
+    created_at: str | None = None
+    app_id: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    pipetrace_version: str | None = None
+    schema_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment file of a run; ``number`` orders segments and is the Delta txn version."""
+
+    path: Path
+    number: int
+
+    @property
+    def is_open(self) -> bool:
+        """True for the segment the writer may still be appending to (``.open``)."""
+        return self.path.name.endswith(".open")
+
+    @property
+    def sealed_name(self) -> str:
+        """File name of the segment once sealed, e.g. ``seg-000007.jsonl``."""
+        return f"seg-{self.number:06d}.jsonl"
+
+
+def list_runs(spool: Path) -> list[Path]:
+    """Run directories in the spool, sorted by run id (empty when the spool does not exist).
+
+    Example::
+
+        >>> list_runs(Path("/nonexistent/spool"))
+        []
+    """
+    if not spool.is_dir():
+        return []
+    return sorted(p for p in spool.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    """Read ``run.json``; raise :class:`SpoolError` when it is missing or malformed.
+
+    Example::
+
+        >>> read_manifest(Path("spool/20261125-033511-a1b2c3")).table  # doctest: +SKIP
+        '/home/me/.pipetrace/pipeline_steps'
+    """
+    path = run_dir / MANIFEST
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpoolError(f"run {run_dir.name}: no {MANIFEST} in {run_dir}; if no Spark process "
+                         "is writing it, delete the directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpoolError(f"run {run_dir.name}: unreadable {path} ({exc}); fix or delete "
+                         "the run directory") from None
+    if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
+        raise SpoolError(f"run {run_dir.name}: {path} has no run_id; fix or delete the run directory")
+    table = data.get("table")
+    version = data.get("schema_version")
+    pid = data.get("pid")
+    return Manifest(
+        run_id=data["run_id"],
+        table=table if isinstance(table, str) and table else None,
+        created_at=_opt_str(data.get("created_at")),
+        app_id=_opt_str(data.get("app_id")),
+        pid=pid if isinstance(pid, int) else None,
+        host=_opt_str(data.get("host")),
+        pipetrace_version=_opt_str(data.get("pipetrace_version")),
+        schema_version=version if isinstance(version, int) else None,
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def writer_state(run_dir: Path) -> WriterState:
+    """``alive`` if another process holds ``writer.lock``, ``gone`` if it is free, ``absent``.
+
+    Example::
+
+        >>> writer_state(Path("/nonexistent/run"))
+        'absent'
+    """
+    try:
+        fd = os.open(run_dir / WRITER_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return "absent"
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            return "alive"
+        raise SpoolError(f"cannot check {run_dir / WRITER_LOCK}: {exc}") from exc
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return "gone"
+    finally:
+        os.close(fd)
+
+
+def writer_alive(run_dir: Path) -> bool:
+    """True while the run's writer (the Spark driver JVM) may still append to it.
+
+    Example::
+
+        >>> writer_alive(Path("/nonexistent/run"))
+        False
+    """
+    return writer_state(run_dir) == "alive"
+
+
+def _segments(run_dir: Path, *, want_open: bool) -> list[Segment]:
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for path in run_dir.iterdir():
+        match = _SEGMENT.match(path.name)
+        if match and bool(match.group(2)) == want_open and path.is_file():
+            found.append(Segment(path=path, number=int(match.group(1))))
+    return sorted(found, key=lambda s: s.number)
+
+
+def sealed_segments(run_dir: Path) -> list[Segment]:
+    """The run's sealed (immutable) segments, in ascending order.
+
+    Example::
+
+        >>> sealed_segments(Path("/nonexistent/run"))
+        []
+    """
+    return _segments(run_dir, want_open=False)
+
+
+def open_segments(run_dir: Path) -> list[Segment]:
+    """The run's ``.open`` segments (at most one while the writer follows the layout).
+
+    Example::
+
+        >>> open_segments(Path("/nonexistent/run"))
+        []
+    """
+    return _segments(run_dir, want_open=True)
+
+
+def recover_open_segments(run_dir: Path) -> list[Segment]:
+    """Seal the ``.open`` segments of a run whose writer is gone; return the sealed segments.
+
+    The torn tail (bytes after the last newline) is dropped, then the file is renamed to its
+    sealed name. Does nothing while the writer is alive.
+
+    Example::
+
+        >>> recover_open_segments(Path("/nonexistent/run"))
+        []
+    """
+    if writer_alive(run_dir):
+        return []
+    recovered = []
+    for seg in open_segments(run_dir):
+        target = run_dir / seg.sealed_name
+        if target.exists():
+            # Never overwrite a sealed segment: keep both for a human to compare.
+            quarantine(seg, f"{seg.path.name} found next to an existing {seg.sealed_name}")
+            continue
+        data = seg.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            os.truncate(seg.path, keep)
+        os.replace(seg.path, target)
+        recovered.append(Segment(path=target, number=seg.number))
+    return recovered
+
+
+def read_segment(path: Path) -> list[dict[str, Any]]:
+    """Parse a segment into step objects; a final line without a newline (torn) is ignored.
+
+    Raises :class:`SpoolError` naming the line when a line is not a JSON object.
+
+    Example::
+
+        >>> read_segment(Path("spool/run/seg-000001.jsonl"))[0]["seq"]  # doctest: +SKIP
+        1
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpoolError(f"cannot read {path}: {exc}") from exc
+    complete = data[: data.rfind(b"\n") + 1]
+    rows = []
+    for number, line in enumerate(complete.split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SpoolError(f"{path.name} line {number}: not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise SpoolError(f"{path.name} line {number}: expected a JSON object")
+        rows.append(obj)
+    return rows
+
+
+def quarantine(segment: Segment, reason: str) -> Path:
+    """Move a segment to the run's ``quarantine/`` with a ``.reason`` file; return its new path.
+
+    Example::
+
+        >>> quarantine(seg, "line 3: not valid JSON")  # doctest: +SKIP
+        PosixPath('spool/run/quarantine/seg-000003.jsonl')
+    """
+    folder = segment.path.parent / QUARANTINE
+    folder.mkdir(exist_ok=True)
+    target = folder / segment.path.name
+    (folder / f"{segment.path.name}.reason").write_text(reason + "\n", encoding="utf-8")
+    os.replace(segment.path, target)
+    return target
+
+
+@contextlib.contextmanager
+def commit_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's ``commit.lock`` (blocking) so one committer at a time commits the run.
+
+    ``flock`` rather than ``lockf``: its locks belong to the open file, so two threads of one
+    process (a handle's background commit and its ``flush()``) exclude each other too.
+
+    Example::
+
+        >>> with commit_lock(run_dir):  # doctest: +SKIP
+        ...     pass
+    """
+    fd = os.open(run_dir / COMMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def remove_run_if_done(run_dir: Path) -> bool:
+    """Remove a run directory with no segments left whose writer is gone; True if removed.
+
+    A run with quarantined segments is kept so they can be inspected; a run without a
+    ``writer.lock`` is kept too (its writer may not have started yet).
+
+    Example::
+
+        >>> remove_run_if_done(Path("/nonexistent/run"))
+        False
+    """
+    if not run_dir.is_dir() or writer_state(run_dir) != "gone":
+        return False
+    if sealed_segments(run_dir) or open_segments(run_dir):
+        return False
+    held = run_dir / QUARANTINE
+    if held.is_dir() and any(held.iterdir()):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not run_dir.exists()
