@@ -1,0 +1,265 @@
+"""The ``pipetrace`` command line: run, ingest, sql, steps.
+
+``main(argv)`` returns the exit code instead of exiting, and is the one place where
+exceptions become exit codes: usage and configuration errors exit 2, other pipetrace errors 1,
+``pipetrace run`` exits with the script's own code.
+
+Example::
+
+    >>> from pipetrace.cli import main
+    >>> main(["sql", "--format", "csv", "SELECT count(*) AS n FROM pipeline_steps"])  # doctest: +SKIP
+    n
+    12
+    0
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import decimal
+import json
+import math
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+import click
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipetrace.errors import ConfigError, PipetraceError, TableError
+
+__all__ = ["main"]
+
+_RUN_CONTEXT = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pipetrace")
+    except metadata.PackageNotFoundError:
+        return "0+unknown (not installed)"
+
+
+def _err(message: str) -> None:
+    click.echo(f"pipetrace: {message}", err=True)
+
+
+def _table_flag(table: str | None) -> str:
+    return f" --table {table}" if table else ""
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"pipetrace {_version()}")
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version and exit.")
+def cli() -> None:
+    """Capture every Spark action into the Delta table pipeline_steps, and query it."""
+
+
+@cli.command("run", context_settings=_RUN_CONTEXT)
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.option("--run-id", help="Run id (default: generated, YYYYmmdd-HHMMSS-xxxxxx).")
+@click.argument("script", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str, ...]) -> int:
+    """Run a PySpark SCRIPT with capture on; exit with its exit code."""
+    from pipetrace.runner import run_script
+
+    result = run_script(script, list(args), table=table, run_id=run_id)
+    failed = f", {result.failed_steps} failed" if result.failed_steps else ""
+    _err(f"run {result.run_id}: captured {result.steps} steps{failed} into {result.table}")
+    _err(f"see them with: pipetrace steps {result.run_id}{_table_flag(table)}")
+    return result.exit_code
+
+
+@cli.command("ingest")
+@click.option("--spool", help="Spool directory (default: $PIPETRACE_SPOOL or ~/.pipetrace/spool).")
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.option("--run-id", "run_ids", multiple=True, help="Only this run (repeatable).")
+def ingest_cmd(spool: str | None, table: str | None, run_ids: tuple[str, ...]) -> int:
+    """Commit spooled steps into the table (exactly once)."""
+    from pipetrace.ingest import ingest
+
+    result = ingest(spool=spool, table=table, run_ids=list(run_ids) or None)
+    click.echo(f"committed {result.steps} steps ({result.segments} segments, "
+               f"{len(result.runs)} runs) to {result.table}")
+    if result.already_committed:
+        click.echo(f"cleaned up {result.already_committed} segments that were already committed")
+    for skipped in result.skipped:
+        _err(f"skipped run {skipped.run_id}: {skipped.reason}")
+    for bad in result.quarantined:
+        _err(f"quarantined {bad.path} (run {bad.run_id}): {bad.reason}")
+    return 0
+
+
+@cli.command("sql")
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.argument("query")
+def sql_cmd(table: str | None, fmt: str, query: str) -> int:
+    """Run a SQL QUERY; the table is called pipeline_steps."""
+    from pipetrace.query import sql
+
+    result = sql(query, table=table)
+    rows = _json_rows(result)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.column_names)
+        writer.writerows([_cell(row[name]) for name in result.column_names] for row in rows)
+    else:
+        view = Table(*result.column_names, show_lines=False)
+        for row in rows:
+            view.add_row(*(Text(_cell(row[name])) for name in result.column_names))
+        Console().print(view)
+        _err(f"{result.num_rows} rows")
+    return 0
+
+
+@cli.command("steps")
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.argument("run_id", required=False)
+def steps_cmd(table: str | None, run_id: str | None) -> int:
+    """Show the steps of RUN_ID (default: the latest run)."""
+    from pipetrace.locations import resolve_table
+    from pipetrace.query import steps
+
+    frame = steps(run_id, table=table)
+    where = resolve_table(table)
+    if frame.empty:
+        if run_id is not None:
+            raise TableError(f"no steps for run {run_id!r} in {where}: list the runs with "
+                             "pipetrace sql 'SELECT DISTINCT run_id FROM pipeline_steps'")
+        click.echo(f"no steps in {where} yet: run `pipetrace run script.py` or attach(spark)")
+        return 0
+    records = frame.to_dict("records")
+    failed = sum(1 for r in records if r["status"] == "FAILED")
+    click.echo(f"run {records[0]['run_id']}: {len(records)} steps, {failed} failed · {where}")
+    view = Table("seq", "action", "status", "rows", "duration", "inputs → output")
+    for r in records:
+        status = Text(r["status"] if isinstance(r["status"], str) else "", style="red" if r["status"] == "FAILED" else "green")
+        flow = Text(_flow(r["inputs"], r["output"]))
+        if isinstance(r["error"], str) and r["error"]:
+            flow.append("\n" + _shorten(str(r["error"]).splitlines()[0], 120), style="red")
+        action = r["action"] if isinstance(r["action"], str) else r["spark_func"]
+        view.add_row(str(r["seq"]), str(action) if isinstance(action, str) else "", status,
+                     _count(r["rows_out"]), _duration(r["duration_ms"]), flow)
+    Console().print(view)
+    return 0
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _count(value: Any) -> str:
+    return f"{int(value):,}" if _present(value) else ""
+
+
+def _duration(ms: Any) -> str:
+    if not _present(ms):
+        return ""
+    return f"{int(ms)} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short_name(entry: dict[str, Any] | None) -> str:
+    if not entry or not entry.get("name"):
+        return str((entry or {}).get("kind") or "?")
+    name = str(entry["name"])
+    if entry.get("kind") == "table":
+        return ".".join(name.split(".")[-2:])
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _flow(inputs: Any, output: Any) -> str:
+    sources = ", ".join(_short_name(i) for i in (list(inputs) if inputs is not None else []))
+    target = _short_name(output) if isinstance(output, dict) else ""
+    return f"{sources} → {target}" if target else sources
+
+
+def _jsonable(value: Any, dtype: pa.DataType) -> Any:
+    """A value from ``to_pylist`` as JSON: maps as objects, timestamps as ISO-8601."""
+    if value is None:
+        return None
+    if pa.types.is_map(dtype):
+        return {str(k): _jsonable(v, dtype.item_type) for k, v in value}
+    if pa.types.is_struct(dtype):
+        return {f.name: _jsonable(value.get(f.name), f.type) for f in dtype}
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        return [_jsonable(v, dtype.value_type) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    columns = {f.name: [_jsonable(v, f.type) for v in table.column(f.name).to_pylist()]
+               for f in table.schema}
+    return [{name: columns[name][i] for name in table.column_names} for i in range(table.num_rows)]
+
+
+def _cell(value: Any) -> str:
+    """A JSON-ready value as one text cell: nested values as compact JSON, null as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Example::
+
+        >>> main(["--version"])  # doctest: +SKIP
+        pipetrace 0.1.0
+        0
+    """
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="pipetrace",
+                        standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _err("aborted")
+        return 130
+    except ConfigError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except PipetraceError as exc:
+        _err(f"error: {exc}")
+        return 1
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,179 @@
+"""``pipetrace run``: run an unmodified PySpark script with capture on, then commit its steps.
+
+The script runs as ``sys.executable script args`` in the same working directory and
+environment, plus ``PYSPARK_SUBMIT_ARGS`` that put the listener jar on the driver classpath
+and register the listener. The driver JVM spools the steps; they are committed to the table
+every few seconds while the script runs and once more after it exits, whatever its exit code.
+
+Example::
+
+    >>> result = run_script("etl.py", ["--day", "2026-11-25"])  # doctest: +SKIP
+    >>> result.exit_code, result.steps
+    (0, 7)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipetrace._jvm import LISTENER_CLASS, jar_path
+from pipetrace.errors import ConfigError, JarNotFoundError
+from pipetrace.ingest import IngestResult, ingest
+from pipetrace.locations import resolve_spool, resolve_table
+
+__all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
+
+_COMMIT_EVERY_S = 5.0
+_LISTENERS = "spark.sql.queryExecutionListeners"
+_CLASSPATH = "spark.driver.extraClassPath"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of :func:`run_script`."""
+
+    exit_code: int
+    run_id: str
+    steps: int
+    failed_steps: int
+    table: str
+    ingest_reports: list[IngestResult] = field(default_factory=list)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id, ``YYYYmmdd-HHMMSS-<6 hex>`` in UTC.
+
+    Example::
+
+        >>> new_run_id(datetime(2026, 11, 25, 3, 35, 11, tzinfo=timezone.utc))[:16]
+        '20261125-033511-'
+    """
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{stamp:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _merge_conf(tokens: list[str], key: str, value: str, sep: str) -> bool:
+    """Append ``value`` to an existing ``--conf key=...`` in ``tokens``; True if found."""
+    for i, token in enumerate(tokens[:-1]):
+        if token == "--conf" and tokens[i + 1].startswith(f"{key}="):
+            current = tokens[i + 1].split("=", 1)[1]
+            parts = [p for p in current.split(sep) if p]
+            if value not in parts:
+                parts.append(value)
+            tokens[i + 1] = f"{key}={sep.join(parts)}"
+            return True
+    return False
+
+
+def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, table: str) -> str:
+    """``PYSPARK_SUBMIT_ARGS`` that turn capture on, keeping the user's own arguments.
+
+    A user's driver classpath or listeners are extended, not replaced; exactly one trailing
+    ``pyspark-shell`` is kept.
+
+    Example::
+
+        >>> submit_args("--driver-memory 2g pyspark-shell", jar=Path("/p.jar"), run_id="r",
+        ...             spool=Path("/s"), table="/t").split()[:4]
+        ['--driver-memory', '2g', '--driver-class-path', '/p.jar']
+    """
+    try:
+        tokens = [t for t in shlex.split(existing or "") if t != "pyspark-shell"]
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse PYSPARK_SUBMIT_ARGS ({exc}): fix its quoting") from exc
+    ours: list[str] = []
+    for i, token in enumerate(tokens):
+        if token == "--driver-class-path" and i + 1 < len(tokens):
+            tokens[i + 1] = os.pathsep.join([tokens[i + 1], str(jar)])
+            break
+        if token.startswith("--driver-class-path="):
+            tokens[i] = os.pathsep.join([token, str(jar)])
+            break
+    else:
+        if not _merge_conf(tokens, _CLASSPATH, str(jar), os.pathsep):
+            ours += ["--driver-class-path", str(jar)]
+    if not _merge_conf(tokens, _LISTENERS, LISTENER_CLASS, ","):
+        ours += ["--conf", f"{_LISTENERS}={LISTENER_CLASS}"]
+    # Ours come last so that they win over any spark.pipetrace.* the user had set.
+    ours += [
+        "--conf", f"spark.pipetrace.run_id={run_id}",
+        "--conf", f"spark.pipetrace.spool={spool}",
+        "--conf", f"spark.pipetrace.table={table}",
+    ]
+    return shlex.join([*tokens, *ours, "pyspark-shell"])
+
+
+def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id: str,
+                          reports: list[IngestResult]) -> None:
+    while not stop.wait(_COMMIT_EVERY_S):
+        try:
+            reports.append(ingest(spool=spool, table=table, run_ids=[run_id]))
+        except Exception:  # noqa: BLE001 - the final commit after the script exits reports it
+            continue
+
+
+def run_script(
+    script: str | os.PathLike[str],
+    args: Sequence[str],
+    *,
+    table: str | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run ``script`` with ``args`` under capture, commit its steps, return the outcome.
+
+    The script's exit code is returned, never raised; a failed commit raises
+    :class:`~pipetrace.errors.TableError` after the script has finished.
+
+    Example::
+
+        >>> r = run_script("etl.py", [], table="/tmp/pipeline_steps")  # doctest: +SKIP
+        >>> print(r.run_id, r.steps, r.exit_code)
+        20261125-033511-a1b2c3 7 0
+    """
+    jar = jar_path()
+    if not jar.is_file():
+        raise JarNotFoundError(f"the pipetrace listener jar is missing ({jar}): reinstall with "
+                               "pip install . (the build compiles it with javac; needs a JDK 17+)")
+    if not Path(script).is_file():
+        raise ConfigError(f"no such script: {script}")
+    table_uri = resolve_table(table)
+    spool = resolve_spool(None)
+    rid = run_id or new_run_id()
+    if "/" in rid or rid.startswith(".") or not rid.strip():
+        raise ConfigError(f"invalid run id {rid!r}: use letters, digits, '-' and '_'")
+    child_env = dict(os.environ)
+    child_env["PYSPARK_SUBMIT_ARGS"] = submit_args(
+        child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri)
+
+    reports: list[IngestResult] = []
+    stop = threading.Event()
+    committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
+                                 args=(stop, spool, table_uri, rid, reports), daemon=True)
+    committer.start()
+    child = subprocess.Popen([sys.executable, os.fspath(script), *args], env=child_env)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:
+        # The script got the same Ctrl-C; let it finish so its last steps are spooled.
+        code = child.wait()
+    finally:
+        stop.set()
+        committer.join()
+    reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
+    return RunResult(
+        exit_code=code if code >= 0 else 128 - code,
+        run_id=rid,
+        steps=sum(r.steps for r in reports),
+        failed_steps=sum(r.failed_steps for r in reports),
+        table=table_uri,
+        ingest_reports=reports,
+    )
