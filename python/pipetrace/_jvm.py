@@ -1,0 +1,108 @@
+"""The Py4J boundary: the only module that touches Spark's JVM from Python.
+
+The contract with the JVM shim is tiny: JSON strings in, JSON strings out, through one
+``io.pipetrace.Bridge`` object (in the spirit of mlflow's Spark autologging, without a Py4J
+callback server and without classes placed in Spark's packages).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError
+
+__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "jar_path"]
+
+LISTENER_CLASS = "io.pipetrace.PipetraceListener"
+BRIDGE_CLASS = "io.pipetrace.Bridge"
+JAR_NAME = "pipetrace-shim.jar"
+SUPPORTED_SPARK_MAJOR = 4
+
+
+def jar_path() -> Path:
+    """Path of the listener jar shipped inside the package (built by ``pip install``).
+
+    Example::
+
+        >>> jar_path().name
+        'pipetrace-shim.jar'
+    """
+    return Path(__file__).resolve().parent / "jars" / JAR_NAME
+
+
+def _require_jar() -> Path:
+    jar = jar_path()
+    if not jar.is_file():
+        raise JarNotFoundError(
+            f"the pipetrace listener jar is missing ({jar}); it is built when the package is "
+            "installed: reinstall with `pip install .` (a JDK 17+ with javac is needed)")
+    return jar
+
+
+def _check_session(spark: Any) -> None:
+    module = type(spark).__module__
+    if module.startswith("pyspark.sql.connect") or not hasattr(spark, "_jsparkSession"):
+        raise SparkConnectError(
+            "this is a Spark Connect session: its driver JVM runs on the server, so attach() "
+            "cannot load the listener from Python. Configure capture on the server/cluster "
+            "instead: put pipetrace-shim.jar on the driver classpath and set "
+            f"spark.sql.queryExecutionListeners={LISTENER_CLASS} (see `pipetrace databricks "
+            "init-script` and the README's Databricks section)")
+    major = int(str(spark.version).split(".")[0])
+    if major != SUPPORTED_SPARK_MAJOR:
+        raise JvmError(f"pipetrace supports Spark {SUPPORTED_SPARK_MAJOR}.x; this session runs "
+                       f"Spark {spark.version}. Install a Spark 4 runtime (pyspark>=4,<5).")
+
+
+class JvmBridge:
+    """The session's ``io.pipetrace.Bridge``, loaded into the running driver if needed."""
+
+    def __init__(self, spark: Any) -> None:
+        _check_session(spark)
+        self._jss = spark._jsparkSession
+        self._bridge = self._load(spark)
+
+    def _load(self, spark: Any) -> Any:
+        jvm = spark.sparkContext._jvm
+        gateway = spark.sparkContext._gateway
+        # The session's jar class loader takes new jars at runtime: no restart, and the class
+        # is found from the driver classpath first when a cluster already ships the jar.
+        loader = self._jss.sharedState().jarClassLoader()
+        try:
+            cls = jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
+        except Exception:  # noqa: BLE001 - Py4JJavaError(ClassNotFoundException)
+            loader.addURL(jvm.java.io.File(str(_require_jar())).toURI().toURL())
+            try:
+                cls = jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
+            except Exception as exc:  # noqa: BLE001
+                raise JvmError(f"the driver JVM cannot load {BRIDGE_CLASS} from "
+                               f"{jar_path()}: {exc}; reinstall pipetrace with "
+                               "`pip install .`") from exc
+        no_types = gateway.new_array(jvm.java.lang.Class, 0)
+        no_args = gateway.new_array(jvm.java.lang.Object, 0)
+        return cls.getDeclaredConstructor(no_types).newInstance(no_args)
+
+    @staticmethod
+    def _answer(raw: str) -> dict[str, Any]:
+        answer = json.loads(raw)
+        if "error" in answer:
+            raise JvmError(f"pipetrace's JVM listener reported: {answer['error']}")
+        return answer
+
+    def attach(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Register the listener on the session (idempotent); returns run id and spool."""
+        return self._answer(self._bridge.attach(self._jss, json.dumps(settings)))
+
+    def flush(self, run_id: str, timeout_ms: int) -> dict[str, Any]:
+        """Wait for Spark's listener bus to drain, then seal the run's spool segment."""
+        return self._answer(self._bridge.flush(self._jss, run_id, timeout_ms))
+
+    def detach(self, timeout_ms: int) -> dict[str, Any]:
+        """Unregister the session's listener, flush, and release the run's spool."""
+        return self._answer(self._bridge.detach(self._jss, timeout_ms))
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        """Counters of the run: captured, dropped, skipped steps; listener errors."""
+        return self._answer(self._bridge.status(run_id))

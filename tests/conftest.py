@@ -1,0 +1,43 @@
+"""Shared fixtures: one real local SparkSession for the whole suite (pytest-spark's
+``spark_session``, configured in pyproject.toml), and a fresh capture per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import pipetrace
+from pipetrace.spark import Handle
+
+
+@pytest.fixture
+def spark(spark_session: Any) -> Any:
+    """The suite's SparkSession (local[2], 2 shuffle partitions, no UI)."""
+    return spark_session
+
+
+@pytest.fixture
+def trace(spark: Any, tmp_path: Path) -> Iterator[Handle]:
+    """A capture attached to the suite's session, writing to this test's own table and spool."""
+    handle = pipetrace.attach(spark, table=str(tmp_path / "pipeline_steps"),
+                              spool=str(tmp_path / "spool"), run_id=f"test-{uuid.uuid4().hex[:8]}",
+                              tags={"suite": "pytest"})
+    yield handle
+    handle.detach()
+
+
+def flushed_steps(handle: Handle) -> pd.DataFrame:
+    """Flush the capture (explicit signal, no sleeping) and return the run's steps."""
+    handle.flush()
+    return handle.steps()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A name no other test (or earlier run of the suite) uses, for tables and paths."""
+    return f"t_{uuid.uuid4().hex[:10]}"
