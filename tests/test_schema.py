@@ -109,7 +109,7 @@ BAD_ROWS: list[tuple[dict[str, Any], str]] = [
     ({"tags": {"team": 7}}, "'tags.team'"),
     ({"output": ["path"]}, "'output'"),
     ({"inputs": [{"kind": "path", "size": 3}]}, "'size'"),
-    ({"row_hash": "abc"}, "'row_hash'"),
+    ({"row_digest": "abc"}, "'row_digest'"),  # a column this schema does not have
 ]
 
 
