@@ -47,7 +47,7 @@ public class PipetraceListener implements QueryExecutionListener {
     ExecutionTracker t = null;
     try {
       if (settings.enabled) {
-        SparkContext sc = SparkContext.getOrCreate(conf);
+        SparkContext sc = SparkContext.getOrCreate();  // the session's own, already running
         t = ExecutionTracker.forContext(sc);
         opened = Run.open(settings, sc.applicationId());
         // Spark builds session listeners inside SQLConf.withExistingConf(sessionConf).
