@@ -161,6 +161,23 @@ def steps_cmd(table: str | None, run_id: str | None) -> int:
     return 0
 
 
+@cli.command("verify")
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.argument("run_id", required=False)
+def verify_cmd(table: str | None, run_id: str | None) -> int:
+    """Check the tamper evidence of RUN_ID (default: every run); exit 1 at the first broken row."""
+    from pipetrace.verify import verify
+
+    report = verify(run_id, table=table)
+    if run_id is not None and report.rows == 0:
+        raise TableError(f"no steps for run {run_id!r} in {report.table}")
+    for broken in report.breaks:
+        _err(f"BROKEN run {broken.run_id} at seq {broken.seq}: {broken.reason}")
+    verdict = "intact" if report.ok else f"{len(report.breaks)} run(s) broken"
+    click.echo(f"{report.table}: {report.runs} run(s), {report.rows} rows checked: {verdict}")
+    return 0 if report.ok else 1
+
+
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 

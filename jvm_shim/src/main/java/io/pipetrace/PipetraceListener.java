@@ -116,7 +116,7 @@ public class PipetraceListener implements QueryExecutionListener {
           commandOutputs.add(ids);
         }
       }
-      run.append(capture.step(funcName, qe, durationNs, error));
+      run.appendStep(capture.step(funcName, qe, durationNs, error));
     } catch (Throwable t) {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName

@@ -13,6 +13,8 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 /**
  * One run: the steps of one attach(), one `pipetrace run`, or one Spark session configured by
  * spark.sql.queryExecutionListeners. Every listener instance of the same run id in this JVM
@@ -20,6 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class Run {
   private static final Map<String, Run> RUNS = new ConcurrentHashMap<>();
+  private static final ObjectMapper JSON = new ObjectMapper();
   private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss");
   private static ScheduledExecutorService sealer;
 
@@ -31,6 +34,7 @@ final class Run {
   final AtomicLong dropped = new AtomicLong();
   final AtomicLong skipped = new AtomicLong();
   private volatile boolean closed;
+  private String prevHash;  // row_hash of the last step appended (guarded by this)
 
   private Run(String runId, Settings settings, String appId) throws IOException {
     this.runId = runId;
@@ -71,10 +75,19 @@ final class Run {
     return closed;
   }
 
-  /** Append one captured step; a failing spool counts a drop and never throws. */
-  void append(byte[] line) {
+  /**
+   * Number the step, chain it to the previous one (prev_hash, row_hash: tamper evidence that
+   * `pipetrace verify` checks) and append it to the spool, all in one order. A failing spool
+   * counts a drop and never throws.
+   */
+  synchronized void appendStep(Map<String, Object> row) {
     try {
-      spool.append(line);
+      row.put("seq", seq.incrementAndGet());
+      row.put("prev_hash", prevHash);
+      String hash = Canonical.rowHash(row);
+      row.put("row_hash", hash);
+      spool.append(JSON.writeValueAsBytes(row));
+      prevHash = hash;
       captured.incrementAndGet();
     } catch (Throwable t) {
       dropped.incrementAndGet();

@@ -1,15 +1,12 @@
 package io.pipetrace;
 
-import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonGenerator;
 import org.apache.spark.SparkContext;
 import org.apache.spark.sql.catalyst.plans.logical.CommandResult;
 import org.apache.spark.sql.catalyst.plans.logical.LocalRelation;
@@ -22,9 +19,8 @@ import org.apache.spark.sql.execution.aggregate.BaseAggregateExec;
 import org.apache.spark.sql.execution.exchange.Exchange;
 import org.apache.spark.sql.execution.metric.SQLMetric;
 
-/** Turns one action (funcName, QueryExecution, outcome) into one step: a JSON line of the schema. */
+/** Turns one action (funcName, QueryExecution, outcome) into one step: a row of the schema. */
 final class StepCapture {
-  private static final JsonFactory JSON = new JsonFactory();
   private static final int MAX_ERROR = 4_000;
 
   /** What a nested execution (e.g. the insert inside saveAsTable) adds to its root's step. */
@@ -102,8 +98,12 @@ final class StepCapture {
         Relations.output(analyzed, redactor));
   }
 
-  /** The step as one JSON line (no newline). Parts that fail are left null and listed in capture_warnings. */
-  byte[] step(String funcName, QueryExecution qe, long durationNs, Throwable error) throws IOException {
+  /**
+   * The step as a row (column name → value; lists and maps for nested columns), without seq and
+   * the hash chain, which {@link Run#appendStep} assigns in order. Parts that fail are left null
+   * and listed in capture_warnings: a partial step, never a lost one.
+   */
+  Map<String, Object> step(String funcName, QueryExecution qe, long durationNs, Throwable error) {
     SparkContext sc = qe.sparkSession().sparkContext();
     LogicalPlan analyzed = attempt("analyzed plan", qe::analyzed);
     Relations.Rel output = analyzed == null ? null
@@ -123,7 +123,7 @@ final class StepCapture {
     String description = exec == null ? null : exec.description;
     String action = Actions.normalize(funcName, description, output != null);
     SparkPlan executed = attempt("physical plan", qe::executedPlan);
-    List<Operators.Op> ops = executed == null ? new ArrayList<>()
+    List<Operators.Op> ops = executed == null ? null
         : attempt("operators", () -> Operators.walk(executed, this::metric, redactor, 0, null));
     if (ops == null) {
       ops = new ArrayList<>();
@@ -143,85 +143,69 @@ final class StepCapture {
         : attempt("rows_out", () -> rowsOut(action, executed, out, nested));
 
     long now = System.currentTimeMillis();
-    ByteArrayOutputStream buf = new ByteArrayOutputStream(4096);
-    try (JsonGenerator g = JSON.createGenerator(buf)) {
-      g.writeStartObject();
-      g.writeNumberField("schema_version", Version.SCHEMA);
-      g.writeStringField("event_id", UUID.randomUUID().toString());
-      g.writeStringField("run_id", run.runId);
-      g.writeNumberField("seq", run.seq.incrementAndGet());
-      g.writeStringField("captured_at", Instant.ofEpochMilli(now).toString());
-      if (exec != null) {
-        g.writeStringField("started_at", Instant.ofEpochMilli(exec.startMs).toString());
-        g.writeNumberField("execution_id", exec.id);
-      }
-      g.writeStringField("app_id", sc.applicationId());
-      g.writeStringField("app_name", sc.appName());
-      g.writeStringField("spark_version", sc.version());
-      g.writeStringField("pipetrace_version", Version.PIPETRACE);
-      g.writeStringField("user", sc.sparkUser());
-      g.writeStringField("action", action);
-      g.writeStringField("spark_func", funcName);
-      g.writeStringField("status", error == null ? "SUCCEEDED" : "FAILED");
-      if (error != null) {
-        g.writeStringField("error", errorText(error));
-      }
-      long durationMs = durationNs >= 0 ? durationNs / 1_000_000
-          : exec != null ? Math.max(0, now - exec.startMs) : -1;
-      if (durationMs >= 0) {
-        g.writeNumberField("duration_ms", durationMs);
-      }
-      writeInputs(g, analyzed);
-      if (output != null) {
-        g.writeObjectFieldStart("output");
-        g.writeStringField("kind", output.kind);
-        g.writeStringField("name", output.name);
-        g.writeStringField("format", output.format);
-        g.writeStringField("mode", output.mode);
-        g.writeEndObject();
-      }
-      String schema = attempt("output_schema", () -> (out != null && out.query != null
-          ? out.query.schema() : analyzed.schema()).toDDL());
-      g.writeStringField("output_schema", schema);
-      if (rows != null) {
-        g.writeNumberField("rows_out", rows);
-      }
-      writeOperators(g, ops);
-      boolean truncated = false;
-      int max = run.settings.planMaxChars;
-      PlanText.Text logical = attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor));
-      PlanText.Text optimized = attempt("optimized_plan",
-          () -> PlanText.of(qe.optimizedPlan(), max, redactor));
-      PlanText.Text physical = attempt("physical_plan", () -> PlanText.of(executed, max, redactor));
-      for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
-          {"physical_plan", physical}}) {
-        PlanText.Text t = (PlanText.Text) kv[1];
-        if (t != null && t.text != null) {
-          g.writeStringField((String) kv[0], t.text);
-          truncated |= t.truncated;
-        }
-      }
-      g.writeBooleanField("plan_truncated", truncated);
-      if (analyzed != null) {
-        g.writeStringField("plan_fingerprint", PlanText.fingerprint(analyzed));
-      }
-      String[] py = Actions.pythonCallSite(description);
-      if (py != null) {
-        g.writeStringField("call_site", redactor.redact(py[1]));
-      }
-      g.writeObjectFieldStart("tags");
-      for (Map.Entry<String, String> t : run.settings.tags.entrySet()) {
-        g.writeStringField(t.getKey(), t.getValue());
-      }
-      g.writeEndObject();
-      g.writeArrayFieldStart("capture_warnings");
-      for (String w : warnings) {
-        g.writeString(w);
-      }
-      g.writeEndArray();
-      g.writeEndObject();
+    Map<String, Object> row = new LinkedHashMap<>();
+    row.put("schema_version", Version.SCHEMA);
+    row.put("event_id", UUID.randomUUID().toString());
+    row.put("run_id", run.runId);
+    row.put("captured_at", Instant.ofEpochMilli(now).toString());
+    if (exec != null) {
+      row.put("started_at", Instant.ofEpochMilli(exec.startMs).toString());
+      row.put("execution_id", exec.id);
     }
-    return buf.toByteArray();
+    row.put("app_id", sc.applicationId());
+    row.put("app_name", sc.appName());
+    row.put("spark_version", sc.version());
+    row.put("pipetrace_version", Version.PIPETRACE);
+    row.put("user", sc.sparkUser());
+    row.put("action", action);
+    row.put("spark_func", funcName);
+    row.put("status", error == null ? "SUCCEEDED" : "FAILED");
+    if (error != null) {
+      row.put("error", errorText(error));
+    }
+    long durationMs = durationNs >= 0 ? durationNs / 1_000_000
+        : exec != null ? Math.max(0, now - exec.startMs) : -1;
+    if (durationMs >= 0) {
+      row.put("duration_ms", durationMs);
+    }
+    row.put("inputs", inputs(analyzed));
+    if (output != null) {
+      Map<String, Object> o = new LinkedHashMap<>();
+      o.put("kind", output.kind);
+      o.put("name", output.name);
+      o.put("format", output.format);
+      o.put("mode", output.mode);
+      row.put("output", o);
+    }
+    row.put("output_schema", attempt("output_schema", () -> (out != null && out.query != null
+        ? out.query.schema() : analyzed.schema()).toDDL()));
+    row.put("rows_out", rows);
+    row.put("operators", operators(ops, run.settings.maxOperators));
+    boolean truncated = ops.size() > run.settings.maxOperators;
+    int max = run.settings.planMaxChars;
+    PlanText.Text logical = attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor));
+    PlanText.Text optimized = attempt("optimized_plan",
+        () -> PlanText.of(qe.optimizedPlan(), max, redactor));
+    PlanText.Text physical = attempt("physical_plan", () -> PlanText.of(executed, max, redactor));
+    for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
+        {"physical_plan", physical}}) {
+      PlanText.Text t = (PlanText.Text) kv[1];
+      if (t != null && t.text != null) {
+        row.put((String) kv[0], t.text);
+        truncated |= t.truncated;
+      }
+    }
+    row.put("plan_truncated", truncated);
+    if (analyzed != null) {
+      row.put("plan_fingerprint", PlanText.fingerprint(analyzed));
+    }
+    String[] py = Actions.pythonCallSite(description);
+    if (py != null) {
+      row.put("call_site", redactor.redact(py[1]));
+    }
+    row.put("tags", run.settings.tags);
+    row.put("capture_warnings", warnings);
+    return row;
   }
 
   private Long metric(SQLMetric m) {
@@ -302,49 +286,43 @@ final class StepCapture {
     return v == null ? 0L : v;
   }
 
-  private void writeInputs(JsonGenerator g, LogicalPlan analyzed) throws IOException {
-    List<Relations.Rel> inputs = analyzed == null ? null
+  private List<Map<String, Object>> inputs(LogicalPlan analyzed) {
+    List<Relations.Rel> rels = analyzed == null ? null
         : attempt("inputs", () -> Relations.inputs(analyzed, redactor));
-    g.writeArrayFieldStart("inputs");
-    if (inputs != null) {
-      for (Relations.Rel r : inputs) {
-        g.writeStartObject();
-        g.writeStringField("kind", r.kind);
-        g.writeStringField("name", r.name);
-        g.writeStringField("format", r.format);
-        if (r.version != null) {
-          g.writeNumberField("version", r.version);
-        }
-        g.writeEndObject();
+    List<Map<String, Object>> out = new ArrayList<>();
+    if (rels != null) {
+      for (Relations.Rel r : rels) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", r.kind);
+        m.put("name", r.name);
+        m.put("format", r.format);
+        m.put("version", r.version);
+        out.add(m);
       }
     }
-    g.writeEndArray();
+    return out;
   }
 
-  private static void writeOperators(JsonGenerator g, List<Operators.Op> ops) throws IOException {
-    g.writeArrayFieldStart("operators");
+  /** At most {@code max} operators (pre-order keeps the top of the plan); the rest is marked. */
+  private List<Map<String, Object>> operators(List<Operators.Op> ops, int max) {
+    List<Map<String, Object>> out = new ArrayList<>(Math.min(ops.size(), max));
     for (Operators.Op op : ops) {
-      g.writeStartObject();
-      g.writeNumberField("id", op.id);
-      if (op.parentId != null) {
-        g.writeNumberField("parent_id", op.parentId);
+      if (out.size() >= max) {
+        warnings.add("operators: " + (ops.size() - max) + " of " + ops.size()
+            + " operators left out (spark.pipetrace.max_operators=" + max + ")");
+        break;
       }
-      g.writeStringField("name", op.name);
-      g.writeStringField("description", op.description);
-      if (op.rowsOut != null) {
-        g.writeNumberField("rows_out", op.rowsOut);
-      }
-      g.writeObjectFieldStart("metrics");
-      for (Map.Entry<String, Long> m : op.metrics.entrySet()) {
-        g.writeNumberField(m.getKey(), m.getValue());
-      }
-      g.writeEndObject();
-      if (op.source != null) {
-        g.writeStringField("source", op.source);
-      }
-      g.writeEndObject();
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("id", op.id);
+      m.put("parent_id", op.parentId);
+      m.put("name", op.name);
+      m.put("description", op.description);
+      m.put("rows_out", op.rowsOut);
+      m.put("metrics", op.metrics);
+      m.put("source", op.source);
+      out.add(m);
     }
-    g.writeEndArray();
+    return out;
   }
 
   private String errorText(Throwable error) {
