@@ -165,6 +165,8 @@ def attach(
     tags: dict[str, str] | None = None,
     spool: str | None = None,
     plan_max_chars: int | None = None,
+    max_operators: int | None = None,
+    mask_literals: bool = False,
     commit_interval: float = 1.0,
 ) -> Handle:
     """Capture every Spark action of ``spark`` into the ``pipeline_steps`` Delta table.
@@ -181,6 +183,9 @@ def attach(
         tags: string map stored on every step (team, ticket, model name...).
         spool: spool directory (default ``$PIPETRACE_SPOOL`` or ``~/.pipetrace/spool``).
         plan_max_chars: cap of each stored plan text (default 100,000).
+        max_operators: cap of the operators listed per step (default 2,000).
+        mask_literals: replace literal values (filter values, constants) with ``***`` in
+            plans and operator descriptions, for PII; off by default.
 
     Example::
 
@@ -199,6 +204,8 @@ def attach(
         "run_id": run_id or new_run_id(),
         "tags": tags or {},
         "plan_max_chars": plan_max_chars,
+        "max_operators": max_operators,
+        "mask_literals": mask_literals,
     }
     info = bridge.attach(settings)
     app = str(spark.sparkContext.applicationId)

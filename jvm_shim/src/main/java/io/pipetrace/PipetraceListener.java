@@ -37,7 +37,6 @@ public class PipetraceListener implements QueryExecutionListener {
           return size() > RECENT_COMMANDS;
         }
       });
-  private volatile Redactor redactor;
   private volatile boolean detached;
 
   /** Used by Spark for spark.sql.queryExecutionListeners. */
@@ -124,11 +123,15 @@ public class PipetraceListener implements QueryExecutionListener {
     }
   }
 
+  /** Built per step: session settings (and so the secrets to mask) change at runtime. */
   private Redactor redactor(QueryExecution qe) {
-    Redactor r = redactor;
-    if (r == null) {
-      r = new Redactor(qe.sparkSession());
-      redactor = r;
+    Redactor r = new Redactor(qe.sparkSession());
+    if (run.settings.maskLiterals) {
+      try {
+        r = r.maskingLiterals(StepCapture.literals(qe.analyzed()));
+      } catch (Throwable t) {
+        Log.warnOnce("mask-literals", "pipetrace: cannot collect literals to mask", t);
+      }
     }
     return r;
   }

@@ -75,7 +75,7 @@ final class PlanText {
    * same fingerprint in every run (paths, temp dirs and ids don't leak in); a changed filter,
    * join, projection or aggregate changes it.
    */
-  static String fingerprint(LogicalPlan plan) {
+  static String fingerprint(LogicalPlan plan, Redactor redactor) {
     try {
       MessageDigest md = MessageDigest.getInstance("SHA-256");
       Deque<Object[]> stack = new ArrayDeque<>();
@@ -85,7 +85,9 @@ final class PlanText {
         Object[] top = stack.pop();
         LogicalPlan p = (LogicalPlan) top[0];
         int depth = (Integer) top[1];
-        md.update((depth + ":" + describe(p) + "\n").getBytes(StandardCharsets.UTF_8));
+        // Redacted: with literal masking on, a hash of the plan must not reveal the literals.
+        md.update((depth + ":" + redactor.redact(describe(p)) + "\n")
+            .getBytes(StandardCharsets.UTF_8));
         java.util.List<LogicalPlan> next = new java.util.ArrayList<>();
         collect(next, p.children().iterator());
         collect(next, p.innerChildren().iterator());

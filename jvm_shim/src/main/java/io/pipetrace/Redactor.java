@@ -26,13 +26,14 @@ final class Redactor {
           + "|[\\w.\\-]*[_.\\-]key(?:[_.\\-][\\w.\\-]*)?|key|apikey|auth)";
   private static final Pattern KEY_VALUE = Pattern.compile(
       "(?i)(?<![\\w.\\-])(" + NAME + "[\"']?)(\\s*=\\s*|\\s*->\\s*|:\\s+|\"?:\\s*\")"
-          + "(\"[^\"]*\"|'[^']*'|[^\\s,;&)\\]}\"'\\[]+)");
+          + "(?!\\*{9}\\(redacted\\))(\"[^\"]*\"|'[^']*'|[^\\s,;&)\\]}\"'\\[]+)");
   // scheme://user:password@host
   private static final Pattern URI_USERINFO = Pattern.compile(
       "([a-zA-Z][a-zA-Z0-9+.\\-]*://)([^/@\\s:]+):([^/@\\s]+)@");
 
   private final Pattern sparkStringRegex;   // spark.sql.redaction.string.regex / spark.redaction.string.regex
   private final List<String> secretValues;  // values of conf entries matching spark.redaction.regex
+  private final Pattern literals;           // literal values to mask (mask_literals), or null
 
   /** Leaves text as it is: for values that are hashed, never stored. */
   static final Redactor NONE = new Redactor();
@@ -40,6 +41,31 @@ final class Redactor {
   private Redactor() {
     sparkStringRegex = null;
     secretValues = java.util.Collections.emptyList();
+    literals = null;
+  }
+
+  private Redactor(Redactor base, Pattern literals) {
+    this.sparkStringRegex = base.sparkStringRegex;
+    this.secretValues = base.secretValues;
+    this.literals = literals;
+  }
+
+  /**
+   * A redactor that also masks these literal values wherever they appear as a whole token
+   * (plan texts, operator descriptions, schemas, errors): PII in filter values.
+   */
+  Redactor maskingLiterals(java.util.Collection<String> values) {
+    if (values.isEmpty()) {
+      return this;
+    }
+    StringBuilder alt = new StringBuilder();
+    values.stream().sorted(Comparator.comparingInt(String::length).reversed()).forEach(v -> {
+      if (alt.length() > 0) {
+        alt.append('|');
+      }
+      alt.append(Pattern.quote(v));
+    });
+    return new Redactor(this, Pattern.compile("(?<![\\w#])(?:" + alt + ")(?![\\w#])"));
   }
 
   Redactor(SparkSession session) {
@@ -52,14 +78,22 @@ final class Redactor {
     Pattern keyRegex = compile(conf.get("spark.redaction.regex",
         "(?i)secret|password|token|access[.]?key"));
     List<String> values = new ArrayList<>();
+    java.util.Map<String, String> all = new java.util.HashMap<>();
     for (scala.Tuple2<String, String> kv : conf.getAll()) {
-      boolean sensitive = (keyRegex != null && keyRegex.matcher(kv._1()).find())
-          || SENSITIVE_NAME.matcher(kv._1()).find();
+      all.put(kv._1(), kv._2());
+    }
+    // Session settings too: storage keys are often set with spark.conf.set at runtime.
+    session.conf().getAll().foreach(kv -> all.put(kv._1(), kv._2()));
+    for (java.util.Map.Entry<String, String> kv : all.entrySet()) {
+      boolean sensitive = (keyRegex != null && keyRegex.matcher(kv.getKey()).find())
+          || SENSITIVE_NAME.matcher(kv.getKey()).find();
       // Short values (true, 1, s3a) would mask half the plan and are not secrets.
-      if (sensitive && kv._2() != null && kv._2().length() >= 6) {
-        values.add(kv._2());
+      if (sensitive && kv.getValue() != null && kv.getValue().length() >= 6
+          && !values.contains(kv.getValue())) {
+        values.add(kv.getValue());
       }
     }
+    literals = null;
     values.sort(Comparator.comparingInt(String::length).reversed());
     secretValues = values;
   }
@@ -92,6 +126,35 @@ final class Redactor {
     if (sparkStringRegex != null) {
       out = sparkStringRegex.matcher(out).replaceAll(Matcher.quoteReplacement(MASK));
     }
+    if (literals != null) {
+      out = literals.matcher(out).replaceAll("***");
+    }
     return out;
+  }
+
+  /** Redact every string in a row (nested lists and maps too), except the given keys. */
+  @SuppressWarnings("unchecked")
+  Object redactAll(Object value, java.util.Set<String> skipKeys) {
+    if (value instanceof String) {
+      return redact((String) value);
+    }
+    if (value instanceof java.util.Map) {
+      java.util.Map<Object, Object> in = (java.util.Map<Object, Object>) value;
+      java.util.Map<Object, Object> out = new java.util.LinkedHashMap<>();
+      for (java.util.Map.Entry<Object, Object> e : in.entrySet()) {
+        Object key = e.getKey() instanceof String ? redact((String) e.getKey()) : e.getKey();
+        out.put(key, skipKeys.contains(e.getKey()) ? e.getValue()
+            : redactAll(e.getValue(), java.util.Set.of()));
+      }
+      return out;
+    }
+    if (value instanceof List) {
+      List<Object> out = new ArrayList<>();
+      for (Object o : (List<Object>) value) {
+        out.add(redactAll(o, java.util.Set.of()));
+      }
+      return out;
+    }
+    return value;
   }
 }

@@ -17,7 +17,7 @@ import org.apache.spark.SparkConf;
 final class Settings {
   static final String PREFIX = "spark.pipetrace.";
   static final String[] KNOWN = {
-      "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators",
+      "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators", "mask_literals",
       "segment_max_steps", "segment_max_age_ms"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
@@ -27,6 +27,7 @@ final class Settings {
   final boolean enabled;
   final int planMaxChars;       // cap of each plan text
   final int maxOperators;       // cap of the operators list of a step
+  final boolean maskLiterals;   // replace literal values in plans/descriptions with ***
   final int segmentMaxSteps;    // seal a spool segment after this many steps
   final long segmentMaxAgeMs;   // ... or when its first step is this old
 
@@ -39,6 +40,7 @@ final class Settings {
     enabled = !"false".equalsIgnoreCase(raw.getOrDefault("enabled", "true").trim());
     planMaxChars = (int) parseLong(raw, "plan_max_chars", 100_000, 1_000, Integer.MAX_VALUE);
     maxOperators = (int) parseLong(raw, "max_operators", 2_000, 10, 1_000_000);
+    maskLiterals = "true".equalsIgnoreCase(raw.getOrDefault("mask_literals", "false").trim());
     segmentMaxSteps = (int) parseLong(raw, "segment_max_steps", 500, 1, 1_000_000);
     segmentMaxAgeMs = parseLong(raw, "segment_max_age_ms", 1_000, 10, 3_600_000);
   }

@@ -197,7 +197,7 @@ final class StepCapture {
     }
     row.put("plan_truncated", truncated);
     if (analyzed != null) {
-      row.put("plan_fingerprint", PlanText.fingerprint(analyzed));
+      row.put("plan_fingerprint", PlanText.fingerprint(analyzed, redactor));
     }
     String[] py = Actions.pythonCallSite(description);
     if (py != null) {
@@ -205,7 +205,48 @@ final class StepCapture {
     }
     row.put("tags", run.settings.tags);
     row.put("capture_warnings", warnings);
-    return row;
+    // One last pass over every string: nothing reaches the spool unredacted, whatever part of
+    // Spark it came from (schemas, names, messages). Plan texts were redacted as they streamed.
+    @SuppressWarnings("unchecked")
+    Map<String, Object> redacted = (Map<String, Object>) redactor.redactAll(row, ALREADY_REDACTED);
+    return redacted;
+  }
+
+  private static final java.util.Set<String> ALREADY_REDACTED = java.util.Set.of(
+      "run_id", "event_id", "logical_plan", "optimized_plan", "physical_plan");
+
+  /**
+   * Literal values of the analyzed plan worth masking: strings, and numbers of 3+ characters
+   * (short numbers are everywhere in plan text and rarely personal data).
+   */
+  static java.util.Set<String> literals(LogicalPlan plan) {
+    java.util.Set<String> out = new java.util.HashSet<>();
+    java.util.ArrayDeque<Object> todo = new java.util.ArrayDeque<>();
+    todo.add(plan);
+    for (int budget = 50_000; budget > 0 && !todo.isEmpty(); budget--) {
+      Object node = todo.poll();
+      if (node instanceof org.apache.spark.sql.catalyst.expressions.Literal) {
+        org.apache.spark.sql.catalyst.expressions.Literal lit =
+            (org.apache.spark.sql.catalyst.expressions.Literal) node;
+        if (lit.value() != null) {
+          String text = lit.value().toString();
+          boolean isString = lit.dataType() instanceof org.apache.spark.sql.types.StringType;
+          if ((isString && !text.isEmpty()) || text.length() >= 3) {
+            out.add(text);
+          }
+        }
+        continue;
+      }
+      if (node instanceof LogicalPlan) {
+        LogicalPlan p = (LogicalPlan) node;
+        p.children().foreach(todo::add);
+        p.innerChildren().foreach(todo::add);
+        p.expressions().foreach(todo::add);
+      } else if (node instanceof org.apache.spark.sql.catalyst.expressions.Expression) {
+        ((org.apache.spark.sql.catalyst.expressions.Expression) node).children().foreach(todo::add);
+      }
+    }
+    return out;
   }
 
   private Long metric(SQLMetric m) {
