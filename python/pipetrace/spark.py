@@ -18,7 +18,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -166,6 +166,8 @@ def attach(
     spool: str | None = None,
     plan_max_chars: int | None = None,
     commit_interval: float = 1.0,
+    writer: Literal["auto", "spark", "delta-rs", "spool"] = "auto",
+    format: str | None = None,  # noqa: A002 - the setting's name (spark.pipetrace.format)
 ) -> Handle:
     """Capture every Spark action of ``spark`` into the ``pipeline_steps`` Delta table.
 
@@ -181,6 +183,11 @@ def attach(
         tags: string map stored on every step (team, ticket, model name...).
         spool: spool directory (default ``$PIPETRACE_SPOOL`` or ``~/.pipetrace/spool``).
         plan_max_chars: cap of each stored plan text (default 100,000).
+        writer: who commits the steps. ``auto``: Spark's own writer for a catalog name
+            (``main.audit.pipeline_steps``) or a remote path where the session has Delta;
+            delta-rs for local paths. ``spark``/``delta-rs`` force one; ``spool`` leaves the
+            steps in the spool for ``pipetrace ingest``. See docs/databricks.md.
+        format: table format of Spark's writer (default ``delta``).
 
     Example::
 
@@ -191,9 +198,13 @@ def attach(
     if tags is not None and not all(isinstance(k, str) and isinstance(v, str)
                                     for k, v in tags.items()):
         raise PipetraceError("tags must map strings to strings, e.g. tags={'team': 'risk'}")
+    if writer not in ("auto", "spark", "delta-rs", "spool"):
+        raise PipetraceError(f"writer={writer!r}: use 'auto', 'spark', 'delta-rs' or 'spool'")
     bridge = JvmBridge(spark)
-    resolved_table = resolve_table(table)
+    resolved_table = resolve_table(table, allow_names=writer in ("auto", "spark"))
     settings = {
+        "writer": writer,
+        "format": format,
         "table": resolved_table,
         "spool": str(resolve_spool(spool)),
         "run_id": run_id or new_run_id(),
@@ -205,6 +216,12 @@ def attach(
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:
         return existing
-    handle = Handle(bridge, info, info.get("table") or resolved_table, app, commit_interval)
+    if info.get("writer", "delta-rs") != "delta-rs":
+        from pipetrace.spark_writer import SparkWriterHandle
+
+        handle: Handle = SparkWriterHandle(bridge, info, info.get("table") or resolved_table,
+                                           app, commit_interval, spark=spark)
+    else:
+        handle = Handle(bridge, info, info.get("table") or resolved_table, app, commit_interval)
     _LIVE[(app, info["run_id"])] = handle
     return handle

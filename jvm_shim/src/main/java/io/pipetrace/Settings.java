@@ -18,7 +18,7 @@ final class Settings {
   static final String PREFIX = "spark.pipetrace.";
   static final String[] KNOWN = {
       "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "segment_max_steps",
-      "segment_max_age_ms"};
+      "segment_max_age_ms", "writer", "format"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
   final Path spool;             // spool root; a run writes to spool/run_id
@@ -28,6 +28,8 @@ final class Settings {
   final int planMaxChars;       // cap of each plan text
   final int segmentMaxSteps;    // seal a spool segment after this many steps
   final long segmentMaxAgeMs;   // ... or when its first step is this old
+  final String writer;          // auto | spark | delta-rs | spool (see SparkSink.choose)
+  final String format;          // table format of Spark's writer: delta (default), parquet, json...
 
   private Settings(Map<String, String> raw) {
     table = blankToNull(raw.get("table"));
@@ -39,6 +41,10 @@ final class Settings {
     planMaxChars = (int) parseLong(raw, "plan_max_chars", 100_000, 1_000, Integer.MAX_VALUE);
     segmentMaxSteps = (int) parseLong(raw, "segment_max_steps", 500, 1, 1_000_000);
     segmentMaxAgeMs = parseLong(raw, "segment_max_age_ms", 1_000, 10, 3_600_000);
+    String w = blankToNull(raw.get("writer"));
+    writer = w == null ? "auto" : w.toLowerCase(java.util.Locale.ROOT);
+    String f = blankToNull(raw.get("format"));
+    format = f == null ? "delta" : f.toLowerCase(java.util.Locale.ROOT);
   }
 
   /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */

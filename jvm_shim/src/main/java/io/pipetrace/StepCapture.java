@@ -214,6 +214,7 @@ final class StepCapture {
         g.writeStringField(t.getKey(), t.getValue());
       }
       g.writeEndObject();
+      DatabricksContext.write(g, qe.sparkSession(), exec == null ? -1 : exec.id);
       g.writeArrayFieldStart("capture_warnings");
       for (String w : warnings) {
         g.writeString(w);
