@@ -60,7 +60,8 @@ def _bind(text: str, params: dict[str, str]) -> str:
             raise ConfigError(f"the audit query needs --{key.replace('_', '-')}")
         return "'" + params[key].replace("'", "''") + "'"
 
-    local = text.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    local = body.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
     return _PARAM.sub(literal, local)
 
 
