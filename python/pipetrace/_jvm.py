@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError
+from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError, UnsupportedModeError
 
-__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "jar_path"]
+__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "is_blocked_jvm_error", "jar_path"]
 
 LISTENER_CLASS = "io.pipetrace.PipetraceListener"
 BRIDGE_CLASS = "io.pipetrace.Bridge"
@@ -41,15 +41,33 @@ def _require_jar() -> Path:
     return jar
 
 
+_CLUSTER_SETUP = (
+    "Capture needs the cluster-level setup instead: a dedicated (single user) access-mode "
+    "cluster with pipetrace's init script (`pipetrace databricks init-script`, or the bundle: "
+    "`databricks bundle deploy`), which puts pipetrace-shim.jar on the driver classpath and "
+    f"sets spark.sql.queryExecutionListeners={LISTENER_CLASS}. See docs/databricks.md.")
+
+
+def is_blocked_jvm_error(exc: BaseException) -> bool:
+    """True when ``exc`` is Databricks refusing Py4J access (standard / shared access mode).
+
+    Example::
+
+        >>> is_blocked_jvm_error(Exception("py4j.security.Py4JSecurityException: Method public "
+        ...     "... is not whitelisted on class class java.lang.Class"))
+        True
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    return "Py4JSecurityException" in text or "is not whitelisted" in text
+
+
 def _check_session(spark: Any) -> None:
     module = type(spark).__module__
     if module.startswith("pyspark.sql.connect") or not hasattr(spark, "_jsparkSession"):
         raise SparkConnectError(
-            "this is a Spark Connect session: its driver JVM runs on the server, so attach() "
-            "cannot load the listener from Python. Configure capture on the server/cluster "
-            "instead: put pipetrace-shim.jar on the driver classpath and set "
-            f"spark.sql.queryExecutionListeners={LISTENER_CLASS} (see `pipetrace databricks "
-            "init-script` and the README's Databricks section)")
+            "this is a Spark Connect session (Databricks serverless and standard/shared access "
+            "mode are Spark Connect too): its driver JVM is out of Python's reach, so attach() "
+            "cannot load the listener. " + _CLUSTER_SETUP)
     major = int(str(spark.version).split(".")[0])
     if major != SUPPORTED_SPARK_MAJOR:
         raise JvmError(f"pipetrace supports Spark {SUPPORTED_SPARK_MAJOR}.x; this session runs "
@@ -61,8 +79,16 @@ class JvmBridge:
 
     def __init__(self, spark: Any) -> None:
         _check_session(spark)
-        self._jss = spark._jsparkSession
-        self._bridge = self._load(spark)
+        try:
+            self._jss = spark._jsparkSession
+            self._bridge = self._load(spark)
+        except Exception as exc:  # noqa: BLE001 - classify Databricks' Py4J allow-list refusals
+            if is_blocked_jvm_error(exc):
+                raise UnsupportedModeError(
+                    "this cluster does not let Python reach the driver JVM (standard/shared "
+                    "access mode blocks Py4J calls: " + str(exc).splitlines()[0][:200] + "). "
+                    + _CLUSTER_SETUP) from exc
+            raise
 
     def _load(self, spark: Any) -> Any:
         jvm = spark.sparkContext._jvm
@@ -102,6 +128,10 @@ class JvmBridge:
     def detach(self, timeout_ms: int) -> dict[str, Any]:
         """Unregister the session's listener, flush, and release the run's spool."""
         return self._answer(self._bridge.detach(self._jss, timeout_ms))
+
+    def commit(self, run_id: str) -> dict[str, Any]:
+        """Seal and commit the run's steps now with Spark's writer (writer='spark')."""
+        return self._answer(self._bridge.commit(run_id))
 
     def status(self, run_id: str) -> dict[str, Any]:
         """Counters of the run: captured, dropped, skipped steps; listener errors."""

@@ -178,6 +178,17 @@ def verify_cmd(table: str | None, run_id: str | None) -> int:
     return 0 if report.ok else 1
 
 
+def _register_extras() -> None:
+    # Databricks setup and audit queries live in their own module (cli_databricks.py).
+    from pipetrace.cli_databricks import audit_cmd, databricks
+
+    cli.add_command(databricks)
+    cli.add_command(audit_cmd)
+
+
+_register_extras()
+
+
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 

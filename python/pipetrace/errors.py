@@ -22,6 +22,7 @@ __all__ = [
     "SparkConnectError",
     "SpoolError",
     "TableError",
+    "UnsupportedModeError",
 ]
 
 
@@ -47,6 +48,10 @@ class SpoolError(PipetraceError):
 
 class SparkConnectError(PipetraceError):
     """The Spark session is a Spark Connect client, which has no driver JVM to attach to."""
+
+
+class UnsupportedModeError(SparkConnectError):
+    """Databricks serverless or standard (shared) access mode: Python may not reach the JVM."""
 
 
 class JvmError(PipetraceError):

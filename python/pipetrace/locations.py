@@ -20,10 +20,31 @@ from urllib.parse import unquote, urlparse
 from pipetrace.errors import ConfigError
 from pipetrace.schema import TABLE_NAME
 
-__all__ = ["home", "is_local", "normalize_table", "resolve_spool", "resolve_table"]
+__all__ = ["home", "is_local", "is_table_name", "normalize_table", "resolve_spool",
+           "resolve_table"]
 
 # s3://, abfss://, gs://, dbfs:/ ... but not a Windows drive letter (C:\...)
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+# catalog.schema.table, each part an identifier or `backticked` (same rule as SparkSink.java)
+_PART = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
+_TABLE_NAME = re.compile(rf"^{_PART}\.{_PART}\.{_PART}$")
+
+
+def is_table_name(table: str) -> bool:
+    """True when ``table`` is a catalog table name (``catalog.schema.table``), not a path.
+
+    The rule: exactly three dot-separated identifiers (or `backticked` parts) and nothing
+    else is a name; everything else is a path. Write ``./a.b.c`` for a local directory that
+    would look like a name; use ``spark_catalog.default.t`` for a metastore table.
+
+    Example::
+
+        >>> is_table_name("main.audit.pipeline_steps"), is_table_name("/data/pipeline_steps")
+        (True, False)
+    """
+    return bool(_TABLE_NAME.match(table.strip()))
 
 
 def home() -> Path:
@@ -73,20 +94,28 @@ def normalize_table(table: str) -> str:
     return str(Path(text).expanduser().resolve())
 
 
-def resolve_table(table: str | None) -> str:
+def resolve_table(table: str | None, *, allow_names: bool = False) -> str:
     """The table to use: ``table`` if given, else ``$PIPETRACE_TABLE``, else the default.
+
+    Catalog names (:func:`is_table_name`) are returned as given when ``allow_names`` (Spark's
+    writer commits them); otherwise they are a :class:`ConfigError`, since delta-rs writes
+    and reads paths only.
 
     Example::
 
         >>> resolve_table("relative/steps") == str(Path("relative/steps").resolve())
         True
     """
-    if table is not None:
-        return normalize_table(table)
-    env = os.environ.get("PIPETRACE_TABLE")
-    if env:
-        return normalize_table(env)
-    return str(home() / TABLE_NAME)
+    chosen = table if table is not None else os.environ.get("PIPETRACE_TABLE") or None
+    if chosen is None:
+        return str(home() / TABLE_NAME)
+    if is_table_name(chosen):
+        if allow_names:
+            return chosen.strip()
+        raise ConfigError(f"{chosen!r} is a catalog table name; this command reads and writes "
+                          "Delta paths with delta-rs. Query the table with Spark or Databricks "
+                          "SQL, or pass a path (write ./a.b.c for a local directory)")
+    return normalize_table(chosen)
 
 
 def resolve_spool(spool: str | os.PathLike[str] | None) -> Path:

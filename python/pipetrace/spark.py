@@ -18,7 +18,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -168,6 +168,8 @@ def attach(
     max_operators: int | None = None,
     mask_literals: bool = False,
     commit_interval: float = 1.0,
+    writer: Literal["auto", "spark", "delta-rs", "spool"] = "auto",
+    format: str | None = None,  # noqa: A002 - the setting's name (spark.pipetrace.format)
 ) -> Handle:
     """Capture every Spark action of ``spark`` into the ``pipeline_steps`` Delta table.
 
@@ -186,6 +188,11 @@ def attach(
         max_operators: cap of the operators listed per step (default 2,000).
         mask_literals: replace literal values (filter values, constants) with ``***`` in
             plans and operator descriptions, for PII; off by default.
+        writer: who commits the steps. ``auto``: Spark's own writer for a catalog name
+            (``main.audit.pipeline_steps``) or a remote path where the session has Delta;
+            delta-rs for local paths. ``spark``/``delta-rs`` force one; ``spool`` leaves the
+            steps in the spool for ``pipetrace ingest``. See docs/databricks.md.
+        format: table format of Spark's writer (default ``delta``).
 
     Example::
 
@@ -196,9 +203,13 @@ def attach(
     if tags is not None and not all(isinstance(k, str) and isinstance(v, str)
                                     for k, v in tags.items()):
         raise PipetraceError("tags must map strings to strings, e.g. tags={'team': 'risk'}")
+    if writer not in ("auto", "spark", "delta-rs", "spool"):
+        raise PipetraceError(f"writer={writer!r}: use 'auto', 'spark', 'delta-rs' or 'spool'")
     bridge = JvmBridge(spark)
-    resolved_table = resolve_table(table)
+    resolved_table = resolve_table(table, allow_names=writer in ("auto", "spark"))
     settings = {
+        "writer": writer,
+        "format": format,
         "table": resolved_table,
         "spool": str(resolve_spool(spool)),
         "run_id": run_id or new_run_id(),
@@ -212,6 +223,12 @@ def attach(
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:
         return existing
-    handle = Handle(bridge, info, info.get("table") or resolved_table, app, commit_interval)
+    if info.get("writer", "delta-rs") != "delta-rs":
+        from pipetrace.spark_writer import SparkWriterHandle
+
+        handle: Handle = SparkWriterHandle(bridge, info, info.get("table") or resolved_table,
+                                           app, commit_interval, spark=spark)
+    else:
+        handle = Handle(bridge, info, info.get("table") or resolved_table, app, commit_interval)
     _LIVE[(app, info["run_id"])] = handle
     return handle

@@ -37,8 +37,10 @@ public final class Bridge {
         ExecutionTracker tracker = ExecutionTracker.forContext(session.sparkContext());
         Run run = Run.open(settings, session.sparkContext().applicationId());
         PipetraceListener listener = new PipetraceListener(run, tracker);
+        DatabricksContext.register(session.sparkContext());
         session.listenerManager().register(listener);
         ATTACHED.put(session, listener);
+        SparkSink.maybeStart(run, session);
         return info(run, "attach", false);
       }
     } catch (Throwable t) {
@@ -81,7 +83,19 @@ public final class Bridge {
       String flushed = flush(session, listener.run().runId, timeoutMs);
       listener.detach();
       listener.run().close();
+      SparkSink.stop(listener.run().runId);
       return flushed;
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /** Commit the run's sealed segments with Spark's writer now (writer=spark); see SparkSink. */
+  public String commit(String runId) {
+    try {
+      SparkSink sink = SparkSink.get(runId);
+      Map<String, Object> m = sink == null ? new LinkedHashMap<>() : sink.drainNow();
+      return JSON.writeValueAsString(m);
     } catch (Throwable t) {
       return error(t);
     }
@@ -103,6 +117,10 @@ public final class Bridge {
       m.put("dropped", run.dropped.get());
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
+      SparkSink sink = SparkSink.get(run.runId);
+      if (sink != null) {
+        m.putAll(sink.stats());
+      }
     }
     m.put("listener_errors", Counters.listenerErrors.get());
     return m;
@@ -115,6 +133,9 @@ public final class Bridge {
     m.put("spool", run.settings.spool.toString());
     m.put("table", run.settings.table);
     m.put("mode", mode);
+    SparkSink sink = SparkSink.get(run.runId);
+    m.put("writer", sink != null ? "spark" : SparkSink.choose(run.settings, null));
+    m.put("format", run.settings.format);
     m.put("already_attached", already);
     m.put("pipetrace_version", Version.PIPETRACE);
     m.put("built_for_spark", Version.BUILT_FOR_SPARK);

@@ -20,4 +20,24 @@ final class Internal {
   static boolean isInternal(SparkSession session) {
     return SESSIONS.containsKey(session);
   }
+
+  // Set while pipetrace builds its own session: listeners Spark creates for it from
+  // spark.sql.queryExecutionListeners stay off instead of opening a run of their own.
+  private static final ThreadLocal<Boolean> CREATING = ThreadLocal.withInitial(() -> false);
+
+  /** Build a session with conf-registered pipetrace listeners off, and mark it internal. */
+  static <T extends SparkSession> T create(java.util.function.Supplier<T> build) {
+    CREATING.set(true);
+    try {
+      T session = build.get();
+      mark(session);
+      return session;
+    } finally {
+      CREATING.set(false);
+    }
+  }
+
+  static boolean isCreating() {
+    return CREATING.get();
+  }
 }

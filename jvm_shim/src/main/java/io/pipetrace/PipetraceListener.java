@@ -45,12 +45,14 @@ public class PipetraceListener implements QueryExecutionListener {
     Run opened = null;
     ExecutionTracker t = null;
     try {
-      if (settings.enabled) {
+      if (settings.enabled && !Internal.isCreating()) {
         SparkContext sc = SparkContext.getOrCreate();  // the session's own, already running
         t = ExecutionTracker.forContext(sc);
         opened = Run.open(settings, sc.applicationId());
         // Spark builds session listeners inside SQLConf.withExistingConf(sessionConf).
         BY_CONF.put(SQLConf.get(), this);
+        DatabricksContext.register(sc);
+        SparkSink.maybeStart(opened, null);
         Log.info("pipetrace: capturing run " + opened.runId + " into spool " + opened.dir());
       }
     } catch (Throwable e) {

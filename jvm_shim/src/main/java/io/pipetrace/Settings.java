@@ -17,8 +17,8 @@ import org.apache.spark.SparkConf;
 final class Settings {
   static final String PREFIX = "spark.pipetrace.";
   static final String[] KNOWN = {
-      "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators", "mask_literals",
-      "segment_max_steps", "segment_max_age_ms"};
+      "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators",
+      "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
   final Path spool;             // spool root; a run writes to spool/run_id
@@ -30,6 +30,8 @@ final class Settings {
   final boolean maskLiterals;   // replace literal values in plans/descriptions with ***
   final int segmentMaxSteps;    // seal a spool segment after this many steps
   final long segmentMaxAgeMs;   // ... or when its first step is this old
+  final String writer;          // auto | spark | delta-rs | spool (see SparkSink.choose)
+  final String format;          // table format of Spark's writer: delta (default), parquet, json...
 
   private Settings(Map<String, String> raw) {
     table = blankToNull(raw.get("table"));
@@ -43,6 +45,10 @@ final class Settings {
     maskLiterals = "true".equalsIgnoreCase(raw.getOrDefault("mask_literals", "false").trim());
     segmentMaxSteps = (int) parseLong(raw, "segment_max_steps", 500, 1, 1_000_000);
     segmentMaxAgeMs = parseLong(raw, "segment_max_age_ms", 1_000, 10, 3_600_000);
+    String w = blankToNull(raw.get("writer"));
+    writer = w == null ? "auto" : w.toLowerCase(java.util.Locale.ROOT);
+    String f = blankToNull(raw.get("format"));
+    format = f == null ? "delta" : f.toLowerCase(java.util.Locale.ROOT);
   }
 
   /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */

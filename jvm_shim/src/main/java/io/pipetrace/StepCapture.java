@@ -204,6 +204,9 @@ final class StepCapture {
       row.put("call_site", redactor.redact(py[1]));
     }
     row.put("tags", run.settings.tags);
+    Map<String, String> context = DatabricksContext.of(qe.sparkSession(),
+        exec == null ? -1 : exec.id);
+    row.put("context", context.isEmpty() ? null : context);
     row.put("capture_warnings", warnings);
     // One last pass over every string: nothing reaches the spool unredacted, whatever part of
     // Spark it came from (schemas, names, messages). Plan texts were redacted as they streamed.

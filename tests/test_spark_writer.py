@@ -1,0 +1,126 @@
+"""Spark's own writer (SparkSink) against a real local session, with formats local Spark has.
+
+Delta itself is not installed here; these tests cover the mechanics shared with it: batching,
+idempotency (event_id check for non-Delta formats), recursion guard, fallback to the spool.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pipetrace
+from pipetrace.query import steps as delta_steps
+from pipetrace.spark import Handle
+from pipetrace.spark_writer import SparkWriterHandle
+
+
+def _attach(spark: Any, tmp_path: Path, **kw: Any) -> Handle:
+    kw.setdefault("run_id", f"sw-{uuid.uuid4().hex[:8]}")
+    return pipetrace.attach(spark, spool=str(tmp_path / "spool"), **kw)
+
+
+def test_spark_writer_commits_to_a_path_and_its_own_writes_are_not_steps(spark, tmp_path):
+    target = str(tmp_path / "steps_parquet")
+    trace = _attach(spark, tmp_path, table=target, writer="spark", format="parquet")
+    try:
+        assert isinstance(trace, SparkWriterHandle) and trace.writer == "spark"
+        spark.range(10).count()
+        spark.range(5).collect()
+        first = trace.flush()
+        assert first.committed == 2
+        # A second flush commits nothing new: the writer's own reads/writes are never steps.
+        assert trace.flush().committed == 0
+        frame = trace.steps()
+        assert frame["action"].tolist() == ["count", "collect"]
+        assert frame["seq"].tolist() == [1, 2]
+        assert trace.status()["sink_failures"] == 0
+    finally:
+        trace.detach()
+    # steps() itself is a Spark action of the user's session, so it is the third step.
+    written = spark.read.parquet(target).orderBy("seq").select("action").collect()
+    assert [r.action for r in written] == ["count", "collect", "toPandas"]
+
+
+def test_catalog_table_is_created_from_the_shared_schema(spark, tmp_path, unique):
+    name = f"spark_catalog.default.{unique}"
+    trace = _attach(spark, tmp_path, table=name, writer="spark", format="parquet")
+    try:
+        spark.range(3).count()
+        assert trace.flush().committed == 1
+    finally:
+        trace.detach()
+    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    assert props["delta.appendOnly"] == "true"
+    described = {r["col_name"]: r for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
+    assert "one row per Spark action" in described["Comment"]["data_type"]
+    assert described["run_id"]["comment"].startswith("the run this step belongs to")
+    assert spark.table(name).count() == 1
+    spark.sql(f"DROP TABLE {name}")
+
+
+def test_a_retried_batch_never_duplicates(spark, tmp_path):
+    run_id = f"sw-{uuid.uuid4().hex[:8]}"
+    target = str(tmp_path / "steps_json")
+    spooled = _attach(spark, tmp_path, run_id=run_id, table=target, writer="spool")
+    spark.range(4).count()
+    spark.range(6).count()
+    spooled.flush()
+    spooled.detach()
+    run_dir = tmp_path / "spool" / run_id
+    segments = sorted(run_dir.glob("seg-*.jsonl"))
+    assert segments, "steps stay in the spool with writer='spool'"
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for seg in segments:
+        shutil.copy(seg, saved / seg.name)
+
+    trace = _attach(spark, tmp_path, run_id=run_id, table=target, writer="spark", format="json")
+    try:
+        assert trace.flush().committed == 2
+        assert not list(run_dir.glob("seg-*.jsonl"))
+        # A crash between commit and cleanup: the same segments come back and are retried.
+        for seg in saved.iterdir():
+            shutil.copy(seg, run_dir / seg.name)
+        assert trace.flush().committed == 0
+        assert trace.status()["sink_duplicates_skipped"] == 2
+    finally:
+        trace.detach()
+    assert spark.read.json(target).where(f"run_id = '{run_id}'").count() == 2
+
+
+def test_a_failing_writer_leaves_steps_in_the_spool_for_ingest(spark, tmp_path):
+    run_id = f"sw-{uuid.uuid4().hex[:8]}"
+    trace = _attach(spark, tmp_path, run_id=run_id, table=str(tmp_path / "nowhere"),
+                    writer="spark", format="no_such_format")
+    try:
+        spark.range(7).count()  # the job is not affected
+        result = trace.flush()
+        assert result.committed == 0
+        status = trace.status()
+        assert status["sink_failures"] >= 1
+        assert "no_such_format" in status["sink_last_error"]
+    finally:
+        trace.detach()
+    assert list((tmp_path / "spool" / run_id).glob("seg-*.jsonl"))
+    # The run's own table path: delta-rs commits what Spark's writer could not.
+    table = str(tmp_path / "nowhere")
+    done = subprocess.run([sys.executable, "-m", "pipetrace", "ingest", "--spool",
+                           str(tmp_path / "spool"), "--table", table, "--run-id", run_id],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert delta_steps(run_id, table=table)["rows_out"].tolist() == [7]
+
+
+def test_auto_uses_delta_rs_for_a_local_path(spark, tmp_path):
+    trace = _attach(spark, tmp_path, table=str(tmp_path / "local"))
+    try:
+        assert type(trace) is Handle
+        spark.range(2).count()
+        assert trace.flush().committed == 1
+    finally:
+        trace.detach()
