@@ -123,7 +123,34 @@ public final class Bridge {
       }
     }
     m.put("listener_errors", Counters.listenerErrors.get());
+    m.put("spark_dropped_events", droppedEvents());
     return m;
+  }
+
+  /**
+   * Events Spark's listener bus dropped from its queues (queue name → count), from Spark's own
+   * LiveListenerBus metrics: a slow listener on the shared queue shows up here first.
+   */
+  static Map<String, Long> droppedEvents() {
+    Map<String, Long> out = new LinkedHashMap<>();
+    try {
+      org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+      if (env == null) {
+        return out;
+      }
+      env.metricsSystem().getSourcesByName("LiveListenerBus").foreach(source -> {
+        source.metricRegistry().getCounters().forEach((name, counter) -> {
+          if (name.endsWith(".numDroppedEvents")) {
+            out.put(name.replace("queue.", "").replace(".numDroppedEvents", ""),
+                counter.getCount());
+          }
+        });
+        return null;
+      });
+    } catch (Throwable t) {
+      Log.warnOnce("dropped-events", "pipetrace: cannot read Spark's dropped-event counters", t);
+    }
+    return out;
   }
 
   private static String info(Run run, String mode, boolean already) throws Exception {

@@ -1,0 +1,49 @@
+"""Limits that protect the user's job: bursts of actions, huge plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import functions as F
+
+import pipetrace
+from tests.conftest import flushed_steps
+
+
+def test_a_burst_of_5000_actions_gives_5000_steps_and_no_dropped_event(spark: Any,
+                                                                      tmp_path: Path) -> None:
+    local = spark.createDataFrame([(1, "a")], "id int, v string")
+    with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
+        before = trace.status()
+        for i in range(2500):   # as fast as a Python loop can issue actions
+            local.collect()
+            spark.sql(f"SET pipetrace.burst={i}")
+        flushed = trace.flush()
+        after = trace.status()
+        steps = pipetrace.sql("SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, "
+                              "count(DISTINCT seq) AS distinct_seq FROM pipeline_steps",
+                              table=trace.table).to_pylist()[0]
+    assert flushed.captured == 5000 and not flushed.timed_out
+    assert steps == {"n": 5000, "lo": 1, "hi": 5000, "distinct_seq": 5000}
+    assert after["spark_dropped_events"].get("shared", 0) == \
+        before["spark_dropped_events"].get("shared", 0)
+    assert after["listener_errors"] == before["listener_errors"]
+    spark.conf.unset("pipetrace.burst")
+
+
+def test_a_500_column_chain_is_captured_with_a_marked_truncated_plan(spark: Any,
+                                                                    tmp_path: Path) -> None:
+    df = spark.range(10)
+    for i in range(500):
+        df = df.withColumn(f"c{i}", F.col("id") + i)
+    with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
+        assert df.count() == 10
+        step = flushed_steps(trace).iloc[-1]
+    assert step["plan_truncated"]
+    for column in ("logical_plan", "optimized_plan"):
+        text = step[column]
+        assert text.endswith("raise spark.pipetrace.plan_max_chars]")
+        assert len(text) <= 100_000 + 200
+    assert step["logical_plan"].count("Project") > 100     # what fits of 500 projections
+    assert step["rows_out"] == 10 and list(step["capture_warnings"]) == []
