@@ -38,12 +38,13 @@ def test_a_500_column_chain_is_captured_with_a_marked_truncated_plan(spark: Any,
     for i in range(500):
         df = df.withColumn(f"c{i}", F.col("id") + i)
     with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
-        assert df.count() == 10
+        assert len(df.collect()) == 10
         step = flushed_steps(trace).iloc[-1]
     assert step["plan_truncated"]
-    for column in ("logical_plan", "optimized_plan"):
-        text = step[column]
-        assert text.endswith("raise spark.pipetrace.plan_max_chars]")
-        assert len(text) <= 100_000 + 200
-    assert step["logical_plan"].count("Project") > 100     # what fits of 500 projections
+    text = step["logical_plan"]
+    assert text.endswith("raise spark.pipetrace.plan_max_chars]")
+    assert len(text) <= 100_000 + 200
+    assert text.count("Project") > 100     # what fits of the 500 projections
+    # The optimizer collapses them into one projection: short enough to keep whole.
+    assert "more fields" in step["optimized_plan"] and "truncated" not in step["optimized_plan"]
     assert step["rows_out"] == 10 and list(step["capture_warnings"]) == []
