@@ -142,7 +142,15 @@ def ingest(
     result = IngestResult(table=table_uri)
     wanted = set(run_ids) if run_ids is not None else None
     runs = [r for r in sp.list_runs(spool_dir) if wanted is None or r.name in wanted]
-    dt = ensure_table(table_uri)
+    try:
+        dt = ensure_table(table_uri)
+    except TableError as exc:
+        # Visible to `pipetrace status` from any process, not only to this caller.
+        for run_dir in runs:
+            with contextlib.suppress(SpoolError):
+                if _mismatch(sp.read_manifest(run_dir), run_dir, table_uri) is None:
+                    sp.record_error(run_dir, str(exc))
+        raise
     for run_dir in runs:
         _ingest_run(run_dir, dt, table_uri, result)
     return result
@@ -162,7 +170,12 @@ def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestRes
     with sp.commit_lock(run_dir):
         if not (run_dir / sp.MANIFEST).exists():
             return  # another committer finished and removed the run while we waited
-        _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+        try:
+            _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+        except (TableError, OSError) as exc:
+            sp.record_error(run_dir, str(exc))
+            raise
+        sp.clear_error(run_dir)
         if sp.remove_run_if_done(run_dir):
             result.removed_runs.append(manifest.run_id)
 
