@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see below
 import contextlib
 import logging
 import threading
@@ -23,6 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+# pyarrow imports these lazily on first pandas conversion; importing concurrent.futures.thread
+# registers a threading atexit hook, which fails once the interpreter is exiting, so the
+# exit-time commit of a run would fail. Import them now, while that is still allowed.
+import pyarrow.pandas_compat  # noqa: F401
 
 from pipetrace._jvm import JvmBridge
 from pipetrace.errors import PipetraceError
