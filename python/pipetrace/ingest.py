@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ __all__ = ["IngestResult", "Quarantined", "SkippedRun", "app_id", "ensure_table"
 # Upper bound on the Arrow bytes of one commit, so a long run's backlog does not need
 # all of its segments in memory at once.
 _MAX_COMMIT_BYTES = 64 * 1024 * 1024
+# Blind appends of concurrent committers (other runs, other processes) race for the next log
+# version; delta-rs rebases and retries on conflict. Its default (15) can run out when many
+# short runs commit at once; retrying costs one log read per attempt.
+_MAX_COMMIT_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,24 @@ def ensure_table(table: str) -> DeltaTable:
     except (DeltaError, OSError) as exc:
         with contextlib.suppress(DeltaError, OSError):
             return DeltaTable(table)  # lost a creation race to another committer
-        raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}; "
-                         "choose a writable location with --table or PIPETRACE_TABLE") from exc
+        raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}"
+                         f"{_disk_full_hint(table)}; choose a writable location with --table "
+                         "or PIPETRACE_TABLE") from exc
+
+
+def _disk_full_hint(table: str) -> str:
+    """delta-rs reports ENOSPC as a 'Generic LocalFileSystem error': say what it was."""
+    if not is_local(table):
+        return ""
+    path = Path(table)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    return f" (no space left: {free} bytes free on its file system)" if free < 1 << 20 else ""
 
 
 def ingest(
@@ -255,10 +276,12 @@ def _commit(
         txn = Transaction(app_id=app_id(run_id), version=max(numbers))
         try:
             write_deltalake(dt, data, mode="append",
-                            commit_properties=CommitProperties(app_transactions=[txn]))
+                            commit_properties=CommitProperties(
+                                app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
         except (DeltaError, OSError) as exc:
-            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}; its "
-                             f"segments stay in {run_dir}, rerun `pipetrace ingest`") from exc
+            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}"
+                             f"{_disk_full_hint(table_uri)}; its segments stay in {run_dir}, "
+                             "rerun `pipetrace ingest`") from exc
         dt.update_incremental()
     # Empty segments carry no rows, so deleting them without a commit cannot duplicate or lose.
     for number in numbers:
