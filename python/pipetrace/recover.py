@@ -8,7 +8,7 @@ segments the table already has (by Delta transaction id) are only deleted.
 Example::
 
     >>> result = recover(spool="/tmp/spool", table="/tmp/pipeline_steps")  # doctest: +SKIP
-    >>> result.steps, result.runs
+    >>> result.steps, result.runs  # doctest: +SKIP
     (7, ['20261125-033511-a1b2c3'])
 """
 
