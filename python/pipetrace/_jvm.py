@@ -8,12 +8,14 @@ callback server and without classes placed in Spark's packages).
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError, UnsupportedModeError
 
-__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "is_blocked_jvm_error", "jar_path"]
+__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "check_jar", "is_blocked_jvm_error",
+           "jar_path"]
 
 LISTENER_CLASS = "io.pipetrace.PipetraceListener"
 BRIDGE_CLASS = "io.pipetrace.Bridge"
@@ -30,6 +32,46 @@ def jar_path() -> Path:
         'pipetrace-shim.jar'
     """
     return Path(__file__).resolve().parent / "jars" / JAR_NAME
+
+
+def jar_spark_version(jar: Path) -> str | None:
+    """The ``Spark-Version`` the jar was compiled against (its MANIFEST), or None if unknown.
+
+    Example::
+
+        >>> jar_spark_version(jar_path())  # doctest: +SKIP
+        '4.3.0'
+    """
+    try:
+        with zipfile.ZipFile(jar) as zf:
+            manifest = zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    for line in manifest.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "spark-version" and value.strip():
+            return value.strip()
+    return None
+
+
+def check_jar(jar: Path, spark_version: str) -> None:
+    """Raise :class:`JvmError` when ``jar`` was built for another Spark major version.
+
+    Loading such a jar would fail later, inside the driver, with a ``NoSuchMethodError`` on the
+    listener thread; this says it up front instead. A jar without the information passes.
+
+    Example::
+
+        >>> check_jar(jar_path(), "4.3.0")  # doctest: +SKIP
+    """
+    built = jar_spark_version(jar)
+    if built is None:
+        return
+    if built.split(".")[0] != str(spark_version).split(".")[0]:
+        raise JvmError(
+            f"{jar} was built for Spark {built}, but this is Spark {spark_version}: the "
+            f"listener would not load. Reinstall pipetrace against this Spark "
+            f"(pip install --force-reinstall pipetrace, with pyspark {spark_version} installed)")
 
 
 def _require_jar() -> Path:
@@ -93,6 +135,8 @@ class JvmBridge:
     def _load(self, spark: Any) -> Any:
         jvm = spark.sparkContext._jvm
         gateway = spark.sparkContext._gateway
+        if jar_path().is_file():  # before anything reaches the driver
+            check_jar(jar_path(), str(spark.version))
         # The session's jar class loader takes new jars at runtime: no restart, and the class
         # is found from the driver classpath first when a cluster already ships the jar.
         loader = self._jss.sharedState().jarClassLoader()

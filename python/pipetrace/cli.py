@@ -1,4 +1,4 @@
-"""The ``pipetrace`` command line: run, ingest, sql, steps.
+"""The ``pipetrace`` command line: run, ingest, recover, status, sql, steps.
 
 ``main(argv)`` returns the exit code instead of exiting, and is the one place where
 exceptions become exit codes: usage and configuration errors exit 2, other pipetrace errors 1,
@@ -78,6 +78,11 @@ def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str,
 
     result = run_script(script, list(args), table=table, run_id=run_id)
     failed = f", {result.failed_steps} failed" if result.failed_steps else ""
+    if result.commit_error:
+        _err(f"warning: run {result.run_id}: its steps could not be committed to "
+             f"{result.table} ({result.commit_error}); they stay in the spool. See "
+             f"`pipetrace status`, fix the table, then `pipetrace recover{_table_flag(table)}`")
+        return result.exit_code
     _err(f"run {result.run_id}: captured {result.steps} steps{failed} into {result.table}")
     _err(f"see them with: pipetrace steps {result.run_id}{_table_flag(table)}")
     return result.exit_code
@@ -100,6 +105,61 @@ def ingest_cmd(spool: str | None, table: str | None, run_ids: tuple[str, ...]) -
         _err(f"skipped run {skipped.run_id}: {skipped.reason}")
     for bad in result.quarantined:
         _err(f"quarantined {bad.path} (run {bad.run_id}): {bad.reason}")
+    return 0
+
+
+@cli.command("recover")
+@click.option("--spool", help="Spool directory (default: $PIPETRACE_SPOOL or ~/.pipetrace/spool).")
+@click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+def recover_cmd(spool: str | None, table: str | None) -> int:
+    """After a crash: seal dead runs' open segments and commit every pending step once."""
+    import time
+
+    from pipetrace.recover import recover
+
+    started = time.monotonic()
+    result = recover(spool=spool, table=table)
+    took = time.monotonic() - started
+    click.echo(f"recovered {result.steps} steps ({result.segments} segments, "
+               f"{len(result.runs)} runs) into {result.table} in {took:.2f} s")
+    if result.already_committed:
+        click.echo(f"cleaned up {result.already_committed} segments that were already committed")
+    for skipped in result.skipped:
+        _err(f"skipped run {skipped.run_id}: {skipped.reason}")
+    for bad in result.quarantined:
+        _err(f"quarantined {bad.path} (run {bad.run_id}): {bad.reason}")
+    return 0
+
+
+@cli.command("status")
+@click.option("--spool", help="Spool directory (default: $PIPETRACE_SPOOL or ~/.pipetrace/spool).")
+@click.option("--table", help="Only runs meant for this table (and runs that name none).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def status_cmd(spool: str | None, table: str | None, fmt: str) -> int:
+    """Show what waits in the spool per run: pending steps, writer, failed commits."""
+    import dataclasses
+
+    from pipetrace.status import status
+
+    runs = status(spool=spool, table=table)
+    if fmt == "json":
+        click.echo(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+        return 0
+    if not runs:
+        click.echo("nothing pending: the spool is empty")
+        return 0
+    view = Table("run", "writer", "pending steps", "segments", "quarantined", "failed commits",
+                 "last error")
+    for r in runs:
+        segments = f"{r.sealed_segments}" + (f" + {r.open_segments} open" if r.open_segments else "")
+        error = Text(_shorten(r.last_error or "", 160), style="red")
+        view.add_row(r.run_id, "alive" if r.writer == "alive" else "gone", str(r.pending_steps),
+                     segments, str(r.quarantined or ""), str(r.failed_attempts or ""), error)
+    Console().print(view)
+    if any(r.writer != "alive" and r.pending_steps for r in runs):
+        _err(f"commit the pending steps of finished runs with: pipetrace recover"
+             f"{_table_flag(table)}")
     return 0
 
 

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,10 @@ __all__ = ["IngestResult", "Quarantined", "SkippedRun", "app_id", "ensure_table"
 # Upper bound on the Arrow bytes of one commit, so a long run's backlog does not need
 # all of its segments in memory at once.
 _MAX_COMMIT_BYTES = 64 * 1024 * 1024
+# Blind appends of concurrent committers (other runs, other processes) race for the next log
+# version; delta-rs rebases and retries on conflict. Its default (15) can run out when many
+# short runs commit at once; retrying costs one log read per attempt.
+_MAX_COMMIT_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,24 @@ def ensure_table(table: str) -> DeltaTable:
     except (DeltaError, OSError) as exc:
         with contextlib.suppress(DeltaError, OSError):
             return DeltaTable(table)  # lost a creation race to another committer
-        raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}; "
-                         "choose a writable location with --table or PIPETRACE_TABLE") from exc
+        raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}"
+                         f"{_disk_full_hint(table)}; choose a writable location with --table "
+                         "or PIPETRACE_TABLE") from exc
+
+
+def _disk_full_hint(table: str) -> str:
+    """delta-rs reports ENOSPC as a 'Generic LocalFileSystem error': say what it was."""
+    if not is_local(table):
+        return ""
+    path = Path(table)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    return f" (no space left: {free} bytes free on its file system)" if free < 1 << 20 else ""
 
 
 def ingest(
@@ -142,7 +163,15 @@ def ingest(
     result = IngestResult(table=table_uri)
     wanted = set(run_ids) if run_ids is not None else None
     runs = [r for r in sp.list_runs(spool_dir) if wanted is None or r.name in wanted]
-    dt = ensure_table(table_uri)
+    try:
+        dt = ensure_table(table_uri)
+    except TableError as exc:
+        # Visible to `pipetrace status` from any process, not only to this caller.
+        for run_dir in runs:
+            with contextlib.suppress(SpoolError):
+                if _mismatch(sp.read_manifest(run_dir), run_dir, table_uri) is None:
+                    sp.record_error(run_dir, str(exc))
+        raise
     for run_dir in runs:
         _ingest_run(run_dir, dt, table_uri, result)
     return result
@@ -162,7 +191,12 @@ def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestRes
     with sp.commit_lock(run_dir):
         if not (run_dir / sp.MANIFEST).exists():
             return  # another committer finished and removed the run while we waited
-        _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+        try:
+            _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+        except (TableError, OSError) as exc:
+            sp.record_error(run_dir, str(exc))
+            raise
+        sp.clear_error(run_dir)
         if sp.remove_run_if_done(run_dir):
             result.removed_runs.append(manifest.run_id)
 
@@ -242,10 +276,12 @@ def _commit(
         txn = Transaction(app_id=app_id(run_id), version=max(numbers))
         try:
             write_deltalake(dt, data, mode="append",
-                            commit_properties=CommitProperties(app_transactions=[txn]))
+                            commit_properties=CommitProperties(
+                                app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
         except (DeltaError, OSError) as exc:
-            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}; its "
-                             f"segments stay in {run_dir}, rerun `pipetrace ingest`") from exc
+            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}"
+                             f"{_disk_full_hint(table_uri)}; its segments stay in {run_dir}, "
+                             "rerun `pipetrace ingest`") from exc
         dt.update_incremental()
     # Empty segments carry no rows, so deleting them without a commit cannot duplicate or lose.
     for number in numbers:

@@ -25,6 +25,8 @@ __all__ = ["home", "is_local", "is_table_name", "normalize_table", "resolve_spoo
 
 # s3://, abfss://, gs://, dbfs:/ ... but not a Windows drive letter (C:\...)
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+# NUL and other control characters (newlines, tabs...): a typo or a pasting accident, never a path
+_ILLEGAL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # catalog.schema.table, each part an identifier or `backticked` (same rule as SparkSink.java)
@@ -83,6 +85,11 @@ def normalize_table(table: str) -> str:
     text = table.strip()
     if not text:
         raise ConfigError("the table location is empty: pass --table PATH or set PIPETRACE_TABLE")
+    bad = _ILLEGAL.search(text)
+    if bad:
+        raise ConfigError(f"invalid table location {table!r}: it contains {bad.group()!r}, which "
+                          "no file system or object store path may contain; pass a path such as "
+                          "/data/audit/pipeline_steps or s3://bucket/pipeline_steps")
     if text.startswith("file:"):
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):

@@ -14,9 +14,11 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipetrace._jvm import LISTENER_CLASS, jar_path
-from pipetrace.errors import ConfigError, JarNotFoundError
+from pipetrace._jvm import LISTENER_CLASS, check_jar, jar_path
+from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.ingest import IngestResult, ingest
 from pipetrace.locations import resolve_spool, resolve_table
 
@@ -35,6 +37,8 @@ __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 _COMMIT_EVERY_S = 5.0
 _LISTENERS = "spark.sql.queryExecutionListeners"
 _CLASSPATH = "spark.driver.extraClassPath"
+
+log = logging.getLogger("pipetrace")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class RunResult:
     failed_steps: int
     table: str
     ingest_reports: list[IngestResult] = field(default_factory=list)
+    commit_error: str | None = None  # the steps stayed in the spool (see `pipetrace status`)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -114,11 +119,36 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
 
 def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id: str,
                           reports: list[IngestResult]) -> None:
+    warned = False
     while not stop.wait(_COMMIT_EVERY_S):
         try:
             reports.append(ingest(spool=spool, table=table, run_ids=[run_id]))
-        except Exception:  # noqa: BLE001 - the final commit after the script exits reports it
-            continue
+        except Exception as exc:  # noqa: BLE001 - the script goes on; steps stay in the spool
+            if not warned:  # once per run, not once per batch
+                log.warning("pipetrace: cannot commit run %s to %s yet (%s); its steps stay in "
+                            "the spool, see `pipetrace status`", run_id, table, exc)
+                warned = True
+
+
+def _require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return
+    if shutil.which("java"):
+        return
+    where = f"JAVA_HOME={java_home} has no bin/java, and " if java_home else ""
+    raise JvmError(
+        f"Spark needs Java, but {where}no `java` is on PATH. Install a Java 17 or 21 runtime "
+        "(e.g. `apt-get install openjdk-17-jre-headless` or `brew install openjdk@17`) and put "
+        "it on PATH or set JAVA_HOME; nothing was run")
+
+
+def _installed_spark_version() -> str | None:
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    return str(pyspark.__version__)
 
 
 def run_script(
@@ -130,8 +160,8 @@ def run_script(
 ) -> RunResult:
     """Run ``script`` with ``args`` under capture, commit its steps, return the outcome.
 
-    The script's exit code is returned, never raised; a failed commit raises
-    :class:`~pipetrace.errors.TableError` after the script has finished.
+    The script's exit code is returned, never raised; a failed commit does not change it: the
+    steps stay in the spool and ``commit_error`` says why (``pipetrace status`` shows it too).
 
     Example::
 
@@ -145,6 +175,10 @@ def run_script(
                                "pip install . (the build compiles it with javac; needs a JDK 17+)")
     if not Path(script).is_file():
         raise ConfigError(f"no such script: {script}")
+    _require_java()
+    spark_version = _installed_spark_version()
+    if spark_version:
+        check_jar(jar, spark_version)
     table_uri = resolve_table(table)
     spool = resolve_spool(None)
     rid = run_id or new_run_id()
@@ -168,7 +202,11 @@ def run_script(
     finally:
         stop.set()
         committer.join()
-    reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
+    commit_error = None
+    try:
+        reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
+    except PipetraceError as exc:
+        commit_error = str(exc)  # the script's outcome stands; the steps wait in the spool
     return RunResult(
         exit_code=code if code >= 0 else 128 - code,
         run_id=rid,
@@ -176,4 +214,5 @@ def run_script(
         failed_steps=sum(r.failed_steps for r in reports),
         table=table_uri,
         ingest_reports=reports,
+        commit_error=commit_error,
     )

@@ -14,24 +14,35 @@ Example::
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see below
+import contextlib
 import logging
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
 
+# pyarrow imports these lazily on first pandas conversion; importing concurrent.futures.thread
+# registers a threading atexit hook, which fails once the interpreter is exiting, so the
+# exit-time commit of a run would fail. Import them now, while that is still allowed.
+import pyarrow.pandas_compat  # noqa: F401
+
 from pipetrace._jvm import JvmBridge
 from pipetrace.errors import PipetraceError
 from pipetrace.ingest import IngestResult, ingest
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.query import steps as query_steps
+from pipetrace.recover import recover
 from pipetrace.runner import new_run_id
 
 __all__ = ["FlushResult", "Handle", "attach"]
 
 log = logging.getLogger("pipetrace")
+
+_EXIT_TIMEOUT_S = 30.0
 
 # One live handle per (Spark application, run): attach() is idempotent, and the JVM keeps
 # the listener registry, so Python only needs to find the handle that mirrors it.
@@ -47,6 +58,7 @@ class FlushResult:
     committed: int
     dropped: int
     timed_out: bool
+    error: str | None = None  # why the commit failed; the steps stay in the spool
 
 
 class Handle:
@@ -62,7 +74,11 @@ class Handle:
         self.mode: str = info["mode"]
         self._commit_lock = threading.Lock()
         self._stop = threading.Event()
+        self._recovered = threading.Event()
         self._detached = False
+        self._warned = False
+        self.commit_failures = 0
+        self.last_error: str | None = None
         self._thread = threading.Thread(target=self._commit_loop, args=(commit_interval,),
                                         name=f"pipetrace-commit-{self.run_id}", daemon=True)
         self._thread.start()
@@ -79,38 +95,97 @@ class Handle:
 
     def _commit(self) -> IngestResult:
         with self._commit_lock:
-            return ingest(spool=self.spool, table=self.table, run_ids=[self.run_id])
+            try:
+                result = ingest(spool=self.spool, table=self.table, run_ids=[self.run_id])
+            except Exception as exc:
+                self._failed(exc)
+                raise
+        self.last_error = None
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        self.commit_failures += 1
+        self.last_error = str(exc)
+        if not self._warned:  # one warning per capture, then only the counter moves
+            self._warned = True
+            log.warning("pipetrace: cannot commit run %s to %s (%s); steps stay in the spool "
+                        "%s. See `pipetrace status --spool %s`; once fixed, `pipetrace recover` "
+                        "commits them", self.run_id, self.table, exc, self.spool, self.spool)
+
+    def _recover_dead_runs(self) -> None:
+        # Runs of this table left by a crashed process (kill -9, lost machine): commit them now.
+        try:
+            recover(spool=self.spool, table=self.table, include_unassigned=False)
+        except Exception as exc:  # noqa: BLE001 - our own run still captures; status shows it
+            log.warning("pipetrace: could not recover earlier runs in %s (%s); run "
+                        "`pipetrace recover --spool %s --table %s`", self.spool, exc,
+                        self.spool, self.table)
+        finally:
+            self._recovered.set()
 
     def _commit_loop(self, interval: float) -> None:
         # Batches: the JVM seals a spool segment at least every second; commit what is sealed.
-        warned = False
+        self._recover_dead_runs()
         while not self._stop.wait(interval):
-            try:
+            with contextlib.suppress(Exception):  # counted and warned once in _commit
                 self._commit()
-            except Exception as exc:  # noqa: BLE001 - steps stay in the spool
-                if not warned:
-                    log.warning("pipetrace: cannot commit run %s to %s yet (%s); steps stay in "
-                                "the spool %s", self.run_id, self.table, exc, self.spool)
-                    warned = True
+
+    def _commit_within(self, timeout: float) -> tuple[int, bool, str | None]:
+        """Commit in a helper thread, waiting at most ``timeout`` s: (steps, timed_out, error).
+
+        A sink that hangs (a stuck network mount, a lock) must not hang the user's program;
+        the helper thread is a daemon and the steps stay in the spool.
+        """
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["steps"] = self._commit().steps
+            except Exception as exc:  # noqa: BLE001 - reported in the FlushResult
+                box["error"] = str(exc)
+
+        worker = threading.Thread(target=work, name=f"pipetrace-flush-{self.run_id}",
+                                  daemon=True)
+        worker.start()
+        worker.join(max(timeout, 0.0))
+        if worker.is_alive():
+            return 0, True, None
+        return int(box.get("steps", 0)), False, box.get("error")
 
     def flush(self, timeout: float = 60.0) -> FlushResult:
         """Wait until every finished action is captured, then commit it to the table.
 
-        After ``flush()`` returns, every step of the actions run so far is queryable.
+        Returns within about ``timeout`` seconds, whatever the sink does; when the table cannot
+        be written, ``error`` says why and the steps stay in the spool (never raised: the
+        user's job comes first). After a clean ``flush()``, every step of the actions run so
+        far is queryable.
 
         Example::
 
             >>> spark.range(10).count(); trace.flush().committed  # doctest: +SKIP
             1
         """
-        status = self._bridge.flush(self.run_id, int(timeout * 1000)) if not self._detached \
-            else {"captured": 0, "dropped": 0, "timed_out": False}
-        result = self._commit()
-        return FlushResult(self.run_id, int(status.get("captured", 0)), result.steps,
-                           int(status.get("dropped", 0)), bool(status.get("timed_out", False)))
+        deadline = time.monotonic() + timeout
+        status = self._bridge_call(lambda: self._bridge.flush(self.run_id, int(timeout * 1000))) \
+            if not self._detached else {}
+        self._recovered.wait(max(deadline - time.monotonic(), 0.0))
+        committed, late, error = self._commit_within(deadline - time.monotonic())
+        return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
+                           int(status.get("dropped", 0)),
+                           bool(status.get("timed_out", False)) or late, error)
+
+    def _bridge_call(self, call: Any) -> dict[str, Any]:
+        try:
+            return dict(call())
+        except Exception as exc:  # noqa: BLE001 - e.g. the SparkContext was stopped
+            log.debug("pipetrace: JVM call failed: %s", exc)
+            return {}
 
     def detach(self, timeout: float = 60.0) -> FlushResult:
         """Stop capturing, flush, and commit everything captured. Idempotent.
+
+        Like :meth:`flush`, returns within about ``timeout`` seconds and never raises
+        because of the table.
 
         Example::
 
@@ -119,15 +194,17 @@ class Handle:
         """
         if self._detached:
             return FlushResult(self.run_id, 0, 0, 0, False)
-        status = self._bridge.detach(int(timeout * 1000))
+        deadline = time.monotonic() + timeout
+        status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
         self._detached = True
         self._stop.set()
-        self._thread.join(timeout)
-        result = self._commit()
+        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        committed, late, error = self._commit_within(deadline - time.monotonic())
         _LIVE.pop(self._key, None)
         atexit.unregister(self._at_exit)
-        return FlushResult(self.run_id, int(status.get("captured", 0)), result.steps,
-                           int(status.get("dropped", 0)), bool(status.get("timed_out", False)))
+        return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
+                           int(status.get("dropped", 0)),
+                           bool(status.get("timed_out", False)) or late, error)
 
     def steps(self) -> pd.DataFrame:
         """This run's steps committed so far, ordered by seq (call :meth:`flush` first).
@@ -140,21 +217,20 @@ class Handle:
         return query_steps(self.run_id, table=self.table)
 
     def status(self) -> dict[str, Any]:
-        """Capture counters from the JVM: captured, dropped, skipped steps, listener errors."""
-        return self._bridge.status(self.run_id)
+        """Capture counters from the JVM (captured, dropped, skipped steps, listener errors)
+        and of the commits (``commit_failures``, ``last_error``)."""
+        counters = self._bridge_call(lambda: self._bridge.status(self.run_id))
+        counters.update(commit_failures=self.commit_failures, last_error=self.last_error)
+        return counters
 
     def _at_exit(self) -> None:
-        # Interpreter exit: commit what reached the spool; the JVM may already be gone.
-        try:
-            self.detach(timeout=10)
-        except Exception:  # noqa: BLE001
-            try:
-                self._stop.set()
-                self._commit()
-            except Exception as exc:  # noqa: BLE001
-                log.warning("pipetrace: steps of run %s remain in the spool %s (%s); run "
-                            "`pipetrace ingest --spool %s --table %s`", self.run_id,
-                            self.spool, exc, self.spool, self.table)
+        # Interpreter exit: commit what reached the spool, bounded, whatever state the JVM is in
+        # (after spark.stop() the JVM has already sealed the run's last segment).
+        result = self.detach(timeout=_EXIT_TIMEOUT_S)
+        if result.error or result.timed_out:
+            log.warning("pipetrace: steps of run %s remain in the spool %s (%s); run "
+                        "`pipetrace recover --spool %s --table %s`", self.run_id, self.spool,
+                        result.error or "timed out", self.spool, self.table)
 
 
 def attach(
@@ -205,8 +281,9 @@ def attach(
         raise PipetraceError("tags must map strings to strings, e.g. tags={'team': 'risk'}")
     if writer not in ("auto", "spark", "delta-rs", "spool"):
         raise PipetraceError(f"writer={writer!r}: use 'auto', 'spark', 'delta-rs' or 'spool'")
-    bridge = JvmBridge(spark)
+    # Bad input fails before the driver is touched.
     resolved_table = resolve_table(table, allow_names=writer in ("auto", "spark"))
+    bridge = JvmBridge(spark)
     settings = {
         "writer": writer,
         "format": format,

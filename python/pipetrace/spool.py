@@ -11,6 +11,8 @@ Numbers increase but need not be consecutive: the JVM numbers a segment
 ``max(previous + 1, now in ms)`` so a reused run id never repeats a committed number.
     <spool>/<run_id>/commit.lock           committers of the run serialize on it
     <spool>/<run_id>/quarantine/           segments that could not be read, with a .reason
+    <spool>/<run_id>/last_error.json       why committing the run last failed, and how often
+                                           (removed by the next successful commit)
 
 POSIX (fcntl) locks belong to a process: a lock held by this process is invisible to its own
 checks, so ``writer_alive`` only detects writers in *other* processes (the JVM always is one).
@@ -31,8 +33,10 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,9 +49,13 @@ __all__ = [
     "commit_lock",
     "list_runs",
     "open_segments",
+    "clear_error",
+    "pending_steps",
     "quarantine",
+    "read_error",
     "read_manifest",
     "read_segment",
+    "record_error",
     "recover_open_segments",
     "remove_run_if_done",
     "sealed_segments",
@@ -58,6 +66,7 @@ __all__ = [
 MANIFEST = "run.json"
 WRITER_LOCK = "writer.lock"
 COMMIT_LOCK = "commit.lock"
+LAST_ERROR = "last_error.json"
 QUARANTINE = "quarantine"
 _SEGMENT = re.compile(r"^seg-(\d{6,})\.jsonl(\.open)?$")
 
@@ -333,3 +342,70 @@ def remove_run_if_done(run_dir: Path) -> bool:
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     return not run_dir.exists()
+
+
+def record_error(run_dir: Path, message: str) -> int:
+    """Remember in ``last_error.json`` that committing the run failed; return the attempt count.
+
+    Kept per run in the spool so that ``pipetrace status`` in any process can show it.
+
+    Example::
+
+        >>> record_error(run_dir, "table is on a read-only file system")  # doctest: +SKIP
+        3
+    """
+    if not run_dir.is_dir():
+        return 0
+    previous = read_error(run_dir) or {}
+    attempts = int(previous.get("attempts", 0)) + 1
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    data = {"error": message, "at": now, "attempts": attempts,
+            "first_at": previous.get("first_at", now)}
+    tmp = run_dir / f"{LAST_ERROR}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, run_dir / LAST_ERROR)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full or read-only spool: the warning still says it
+    return attempts
+
+
+def read_error(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``last_error.json`` (error, at, attempts, first_at), or None.
+
+    Example::
+
+        >>> read_error(Path("/nonexistent/run")) is None
+        True
+    """
+    try:
+        data = json.loads((run_dir / LAST_ERROR).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def clear_error(run_dir: Path) -> None:
+    """Forget the run's last commit error (after a successful commit).
+
+    Example::
+
+        >>> clear_error(Path("/nonexistent/run"))
+    """
+    with contextlib.suppress(OSError):
+        (run_dir / LAST_ERROR).unlink()
+
+
+def pending_steps(segment: Segment) -> int:
+    """Complete (newline-terminated, non-blank) lines of a segment: the steps it holds.
+
+    Example::
+
+        >>> pending_steps(Segment(Path("/nonexistent/seg-000001.jsonl"), 1))
+        0
+    """
+    try:
+        data = segment.path.read_bytes()
+    except OSError:
+        return 0
+    return sum(1 for line in data[: data.rfind(b"\n") + 1].split(b"\n")[:-1] if line.strip())

@@ -34,6 +34,7 @@ final class Settings {
   final String format;          // table format of Spark's writer: delta (default), parquet, json...
 
   private Settings(Map<String, String> raw) {
+    warnUnknown(raw.keySet());
     table = blankToNull(raw.get("table"));
     String spoolDir = blankToNull(raw.get("spool"));
     spool = spoolDir != null ? Paths.get(spoolDir) : defaultSpool();
@@ -87,6 +88,47 @@ final class Settings {
     Path base = home != null && !home.isEmpty()
         ? Paths.get(home) : Paths.get(System.getProperty("user.home"), ".pipetrace");
     return base.resolve("spool");
+  }
+
+  /** A misspelt setting is otherwise silently ignored: say so once, with the names we know. */
+  static void warnUnknown(Iterable<String> keys) {
+    for (String key : keys) {
+      if (java.util.Arrays.asList(KNOWN).contains(key)) {
+        continue;
+      }
+      String closest = null;
+      int best = Integer.MAX_VALUE;
+      for (String known : KNOWN) {
+        int d = distance(key, known);
+        if (d < best) {
+          best = d;
+          closest = known;
+        }
+      }
+      String hint = best <= 2 ? " Did you mean " + PREFIX + closest + "?" : "";
+      Log.warnOnce("unknown-setting-" + key, "pipetrace: ignoring unknown setting " + PREFIX
+          + key + "." + hint + " Known settings: " + PREFIX + String.join(", " + PREFIX, KNOWN));
+    }
+  }
+
+  /** Levenshtein distance, for the "did you mean" hint. */
+  static int distance(String a, String b) {
+    int[] prev = new int[b.length() + 1];
+    int[] cur = new int[b.length() + 1];
+    for (int j = 0; j <= b.length(); j++) {
+      prev[j] = j;
+    }
+    for (int i = 1; i <= a.length(); i++) {
+      cur[0] = i;
+      for (int j = 1; j <= b.length(); j++) {
+        int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
+        cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
+      }
+      int[] t = prev;
+      prev = cur;
+      cur = t;
+    }
+    return prev[b.length()];
   }
 
   private static String blankToNull(String s) {
