@@ -87,7 +87,7 @@ _CLUSTER_SETUP = (
     "Capture needs the cluster-level setup instead: a dedicated (single user) access-mode "
     "cluster with pipetrace's init script (`pipetrace databricks init-script`, or the bundle: "
     "`databricks bundle deploy`), which puts pipetrace-shim.jar on the driver classpath and "
-    f"sets spark.sql.queryExecutionListeners={LISTENER_CLASS}. See docs/databricks.md.")
+    f"sets spark.sql.queryExecutionListeners={LISTENER_CLASS}. See the README's Databricks section.")
 
 
 def is_blocked_jvm_error(exc: BaseException) -> bool:

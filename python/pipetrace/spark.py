@@ -267,7 +267,7 @@ def attach(
         writer: who commits the steps. ``auto``: Spark's own writer for a catalog name
             (``main.audit.pipeline_steps``) or a remote path where the session has Delta;
             delta-rs for local paths. ``spark``/``delta-rs`` force one; ``spool`` leaves the
-            steps in the spool for ``pipetrace ingest``. See docs/databricks.md.
+            steps in the spool for ``pipetrace ingest``. See the README's Databricks section.
         format: table format of Spark's writer (default ``delta``).
 
     Example::

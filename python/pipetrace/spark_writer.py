@@ -41,8 +41,9 @@ class SparkWriterHandle(Handle):
                 f"writer={self.writer!r} format={self.format!r}>")
 
     def _commit_loop(self, interval: float) -> None:
-        # The JVM writer thread commits on its own; nothing to poll from Python.
-        return
+        # The JVM writer thread commits on its own; nothing to poll or recover from Python
+        # (delta-rs recovery of dead runs does not apply to Spark's writer).
+        self._recovered.set()
 
     def _commit(self) -> IngestResult:
         if self.writer != "spark" or self._detached:
