@@ -81,6 +81,9 @@ public final class Bridge {
       String flushed = flush(session, listener.run().runId, timeoutMs);
       listener.detach();
       listener.run().close();
+      // Last user gone: take the tracker off the listener bus too, so a detached session
+      // costs nothing (it would otherwise keep summing every task's metrics).
+      ExecutionTracker.release(listener.tracker());
       return flushed;
     } catch (Throwable t) {
       return error(t);
@@ -103,7 +106,9 @@ public final class Bridge {
       m.put("dropped", run.dropped.get());
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
+      m.put("capture_time", run.timings.snapshot());
     }
+    m.put("tracker_time", ExecutionTracker.busTime());
     m.put("listener_errors", Counters.listenerErrors.get());
     return m;
   }

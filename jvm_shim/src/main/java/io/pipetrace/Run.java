@@ -30,6 +30,7 @@ final class Run {
   final AtomicLong captured = new AtomicLong();
   final AtomicLong dropped = new AtomicLong();
   final AtomicLong skipped = new AtomicLong();
+  final Timings timings = new Timings();   // listener time per callback of this run
   private volatile boolean closed;
 
   private Run(String runId, Settings settings, String appId) throws IOException {
