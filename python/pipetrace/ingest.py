@@ -125,11 +125,14 @@ def ingest(
     spool: str | Path | None = None,
     table: str | None = None,
     run_ids: Iterable[str] | None = None,
+    opened: DeltaTable | None = None,
 ) -> IngestResult:
     """Commit the spool's finished segments into the table; return what was done.
 
     Runs whose manifest names another table are skipped (and reported). The table is
-    created on first use.
+    created on first use. ``opened`` is that table already opened by a caller that commits
+    again and again (attach's background committer): it is brought up to date
+    incrementally instead of replaying the whole Delta log on every call.
 
     Example::
 
@@ -142,7 +145,7 @@ def ingest(
     result = IngestResult(table=table_uri)
     wanted = set(run_ids) if run_ids is not None else None
     runs = [r for r in sp.list_runs(spool_dir) if wanted is None or r.name in wanted]
-    dt = ensure_table(table_uri)
+    dt = opened if opened is not None else ensure_table(table_uri)
     for run_dir in runs:
         _ingest_run(run_dir, dt, table_uri, result)
     return result
