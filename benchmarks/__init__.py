@@ -1,1 +1,1 @@
-"""pipetrace benchmarks: what capture costs, measured side by side (``python -m benchmarks.run``)."""
+"""pipetrace benchmarks: what capture costs, side by side (``python -m benchmarks.run``)."""

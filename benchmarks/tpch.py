@@ -129,8 +129,10 @@ def q6(t: Tables) -> DataFrame:
 
 
 def q7(t: Tables) -> DataFrame:
-    n1 = t["nation"].select(F.col("n_nationkey").alias("n1_key"), F.col("n_name").alias("supp_nation"))
-    n2 = t["nation"].select(F.col("n_nationkey").alias("n2_key"), F.col("n_name").alias("cust_nation"))
+    n1 = t["nation"].select(F.col("n_nationkey").alias("n1_key"),
+                            F.col("n_name").alias("supp_nation"))
+    n2 = t["nation"].select(F.col("n_nationkey").alias("n2_key"),
+                            F.col("n_name").alias("cust_nation"))
     pair = (((F.col("supp_nation") == "FRANCE") & (F.col("cust_nation") == "GERMANY"))
             | ((F.col("supp_nation") == "GERMANY") & (F.col("cust_nation") == "FRANCE")))
     return (t["lineitem"].filter(F.col("l_shipdate").between(_d("1995-01-01"), _d("1996-12-31")))
@@ -149,7 +151,8 @@ def q8(t: Tables) -> DataFrame:
     return (t["part"].filter(F.col("p_type") == "ECONOMY ANODIZED STEEL")
             .join(t["lineitem"], F.col("p_partkey") == F.col("l_partkey"))
             .join(t["supplier"], F.col("s_suppkey") == F.col("l_suppkey"))
-            .join(t["orders"].filter(F.col("o_orderdate").between(_d("1995-01-01"), _d("1996-12-31"))),
+            .join(t["orders"].filter(F.col("o_orderdate").between(_d("1995-01-01"),
+                                                                  _d("1996-12-31"))),
                   F.col("l_orderkey") == F.col("o_orderkey"))
             .join(t["customer"], F.col("o_custkey") == F.col("c_custkey"))
             .join(t["nation"], F.col("c_nationkey") == F.col("n_nationkey"))
@@ -294,7 +297,8 @@ def q20(t: Tables) -> DataFrame:
     forest = t["part"].filter(F.col("p_name").startswith("forest")).select("p_partkey")
     shipped = (t["lineitem"].filter((F.col("l_shipdate") >= _d("1994-01-01"))
                                     & (F.col("l_shipdate") < _d("1995-01-01")))
-               .groupBy(F.col("l_partkey").alias("q_partkey"), F.col("l_suppkey").alias("q_suppkey"))
+               .groupBy(F.col("l_partkey").alias("q_partkey"),
+                        F.col("l_suppkey").alias("q_suppkey"))
                .agg((0.5 * F.sum("l_quantity")).alias("half_qty")))
     excess = (t["partsupp"].join(forest, F.col("ps_partkey") == F.col("p_partkey"), "left_semi")
               .join(shipped, (F.col("ps_partkey") == F.col("q_partkey"))
@@ -310,7 +314,8 @@ def q21(t: Tables) -> DataFrame:
     li = t["lineitem"]
     others = li.select(F.col("l_orderkey").alias("o2_key"), F.col("l_suppkey").alias("o2_supp"))
     late_others = (li.filter(F.col("l_receiptdate") > F.col("l_commitdate"))
-                   .select(F.col("l_orderkey").alias("o3_key"), F.col("l_suppkey").alias("o3_supp")))
+                   .select(F.col("l_orderkey").alias("o3_key"),
+                           F.col("l_suppkey").alias("o3_supp")))
     return (li.filter(F.col("l_receiptdate") > F.col("l_commitdate"))
             .join(t["supplier"], F.col("s_suppkey") == F.col("l_suppkey"))
             .join(t["orders"].filter(F.col("o_orderstatus") == "F"),
