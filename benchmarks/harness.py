@@ -25,7 +25,7 @@ def _drain(spark: Any) -> None:
 
 
 def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str,
-            warmup: bool = True) -> dict[str, Any]:
+            warmup: bool = True, commit_interval: float = 1.0) -> dict[str, Any]:
     """Time every unit ``reps`` times with capture off and on; return all samples.
 
     Per unit and mode: ``wall_s`` (the user's actions) and ``drain_s`` (time for Spark's
@@ -44,7 +44,8 @@ def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str,
                 handle = None
                 if mode == "on":
                     handle = pt.attach(spark, table=str(work / "table"), spool=str(work / "spool"),
-                                       run_id=f"{label}-{name}-{rep}", tags={"bench": label})
+                                       run_id=f"{label}-{name}-{rep}", tags={"bench": label},
+                                       commit_interval=commit_interval)
                     before = handle.status()
                 started = time.perf_counter()
                 body()

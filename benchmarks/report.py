@@ -60,6 +60,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 "event_log_over_plain": log_off / plain_off,
                 "capture_over_event_log": statistics.median(with_log["ratios"]),
                 "capture_over_plain": statistics.median(base["ratios"])}
+    out["deferred_commit"] = {
+        name.split("+")[0]: {**_stats(r["ratios"]), "capture": r["capture"]}
+        for name, r in results.items() if name.endswith("+deferred_commit")}
     if "growth" in results:
         for axis in ("data_sizes", "plan_sizes"):
             out["growth"][axis] = {
@@ -110,6 +113,12 @@ def render(doc: dict[str, Any]) -> str:
     for name, e in s["event_log"].items():
         lines.append(f"| {name} | {_f(e['event_log_over_plain'])} | "
                      f"{_f(e['capture_over_plain'])} | {_f(e['capture_over_event_log'])} |")
+    if s.get("deferred_commit"):
+        lines += ["", "| workload, Delta commits deferred to flush | median | min | max | reps |",
+                  "|---|---|---|---|---|"]
+        for name, r in s["deferred_commit"].items():
+            lines.append(f"| {name} | {_f(r['median'])} | {_f(r['min'])} | {_f(r['max'])} | "
+                         f"{r['n']} |")
     for axis, rows in s["growth"].items():
         lines += ["", f"| growth: {axis} | ratio (median) | capture p50 ms | capture mean ms "
                   "| off s |", "|---|---|---|---|---|"]

@@ -53,6 +53,7 @@ QUICK: dict[str, dict[str, Any]] = {
 }
 # Spark's event log as a comparator: the same workloads in a process with the event log on.
 EVENT_LOG_JOBS = ("small_counts", "deep_plan")
+DEFERRED_COMMIT_JOBS = ("small_counts", "writes")
 
 
 def jobs(quick: bool, data_root: Path, tpch_scale: float = 1.0) -> list[dict[str, Any]]:
@@ -70,6 +71,12 @@ def jobs(quick: bool, data_root: Path, tpch_scale: float = 1.0) -> list[dict[str
         base = next(s for s in specs if s["job"] == job)
         specs.append({**base, "name": f"{job}+event_log", "event_log": True,
                       "reps": max(1, base["reps"] // 2)})
+    # Diagnostic: the same jobs with Delta commits deferred to the (untimed) flush, to split
+    # the listener's cost from the background committer's.
+    for job in DEFERRED_COMMIT_JOBS:
+        base = next(s for s in specs if s["job"] == job)
+        specs.append({**base, "name": f"{job}+deferred_commit",
+                      "params": {**base["params"], "commit_interval": 3600}})
     rss_params = ({"actions": 20, "columns": 10, "collects": 2} if quick
                   else {"actions": 200, "columns": 300, "collects": 5})
     for capture in (False, True):
