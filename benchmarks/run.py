@@ -40,7 +40,7 @@ FULL: dict[str, dict[str, Any]] = {
                           "actions": 3}, "reps": 1},
     "delivery": {"params": {"actions": 200, "pace_s": 0.05, "burst": 300}, "reps": 1},
     # Scale factor from --tpch-scale; no warm-up pass (the query order alternates instead).
-    "tpch": {"params": {"warmup": False}, "reps": 1, "driver_memory": "8g"},
+    "tpch": {"params": {"warmup": False}, "reps": 2, "driver_memory": "8g"},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "small_counts": {"params": {"actions": 20, "warmup": False}, "reps": 1},
