@@ -81,9 +81,9 @@ public final class Bridge {
       String flushed = flush(session, listener.run().runId, timeoutMs);
       listener.detach();
       listener.run().close();
-      // Last user gone: take the tracker off the listener bus too, so a detached session
-      // costs nothing (it would otherwise keep summing every task's metrics).
-      ExecutionTracker.release(listener.tracker());
+      // TODO(benchmarks): the tracker stays on the listener bus after detach (~0.07 ms per
+      // event). Removing it via ExecutionTracker.release broke test_detach_stops_capture when
+      // run after the other capture tests (order-dependent); not yet understood.
       return flushed;
     } catch (Throwable t) {
       return error(t);
