@@ -84,6 +84,9 @@ public final class Bridge {
       listener.detach();
       listener.run().close();
       SparkSink.stop(listener.run().runId);
+      // TODO(benchmarks): the tracker stays on the listener bus after detach (~0.07 ms per
+      // event). Removing it via ExecutionTracker.release broke test_detach_stops_capture when
+      // run after the other capture tests (order-dependent); not yet understood.
       return flushed;
     } catch (Throwable t) {
       return error(t);
@@ -121,7 +124,9 @@ public final class Bridge {
       if (sink != null) {
         m.putAll(sink.stats());
       }
+      m.put("capture_time", run.timings.snapshot());
     }
+    m.put("tracker_time", ExecutionTracker.busTime());
     m.put("listener_errors", Counters.listenerErrors.get());
     m.put("spark_dropped_events", droppedEvents());
     return m;

@@ -46,6 +46,9 @@ final class ExecutionTracker extends SparkListener {
   private static final int MAX_LIVE = 10_000;   // hard cap, in case ends are never seen
   private static final int ROOT_NODES = 8;      // plan nodes compared to recognize a re-run
   private static ExecutionTracker current;
+  private static int users;                     // attach()/conf listeners using `current`
+  // Time this tracker spends on the listener thread, all events (reported by Bridge.status).
+  private static final Timings BUS_TIME = new Timings();
 
   private final SparkContext sc;
   private final LinkedHashMap<Long, Exec> execs = new LinkedHashMap<>();
@@ -85,13 +88,32 @@ final class ExecutionTracker extends SparkListener {
     this.sc = sc;
   }
 
-  /** The tracker of this SparkContext, registered on first use. */
+  /** The tracker of this SparkContext, registered on first use; pair with {@link #release}. */
   static synchronized ExecutionTracker forContext(SparkContext sc) {
     if (current == null || current.sc != sc) {
       current = new ExecutionTracker(sc);
+      users = 0;
       sc.addSparkListener(current);
     }
+    users++;
     return current;
+  }
+
+  /** One user of the tracker is gone; the last one takes it off the listener bus. */
+  static synchronized void release(ExecutionTracker tracker) {
+    if (tracker == null || tracker != current) {
+      return;
+    }
+    if (--users <= 0) {
+      tracker.sc.removeSparkListener(tracker);
+      current = null;
+      users = 0;
+    }
+  }
+
+  /** Listener-thread time used by the tracker so far (JVM-wide, cumulative). */
+  static Map<String, Object> busTime() {
+    return BUS_TIME.snapshot();
   }
 
   /**
@@ -225,6 +247,7 @@ final class ExecutionTracker extends SparkListener {
 
   @Override
   public synchronized void onOtherEvent(SparkListenerEvent event) {
+    long started = System.nanoTime();
     try {
       if (event instanceof SparkListenerSQLExecutionStart) {
         onStart((SparkListenerSQLExecutionStart) event);
@@ -244,6 +267,8 @@ final class ExecutionTracker extends SparkListener {
     } catch (Throwable t) {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("tracker-event", "pipetrace: could not track a SQL execution event", t);
+    } finally {
+      BUS_TIME.record(System.nanoTime() - started);
     }
   }
 
@@ -293,6 +318,7 @@ final class ExecutionTracker extends SparkListener {
 
   @Override
   public synchronized void onJobStart(SparkListenerJobStart job) {
+    long started = System.nanoTime();
     try {
       String id = job.properties() == null ? null
           : job.properties().getProperty("spark.sql.execution.id");
@@ -312,11 +338,14 @@ final class ExecutionTracker extends SparkListener {
     } catch (Throwable t) {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("tracker-job", "pipetrace: could not track a job start", t);
+    } finally {
+      BUS_TIME.record(System.nanoTime() - started);
     }
   }
 
   @Override
   public synchronized void onTaskEnd(SparkListenerTaskEnd task) {
+    long started = System.nanoTime();
     try {
       Exec e = stageToExec.get(task.stageId());
       if (e == null || task.taskInfo() == null) {
@@ -334,6 +363,8 @@ final class ExecutionTracker extends SparkListener {
     } catch (Throwable t) {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("tracker-task", "pipetrace: could not track a task end", t);
+    } finally {
+      BUS_TIME.record(System.nanoTime() - started);
     }
   }
 

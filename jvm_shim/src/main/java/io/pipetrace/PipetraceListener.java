@@ -91,7 +91,13 @@ public class PipetraceListener implements QueryExecutionListener {
     handle(funcName, qe, -1, exception);
   }
 
+  ExecutionTracker tracker() {
+    return tracker;
+  }
+
   private void handle(String funcName, QueryExecution qe, long durationNs, Throwable error) {
+    // Timed so Bridge.status can report the per-step cost on the listener thread (benchmarks).
+    long started = System.nanoTime();
     try {
       if (run == null || detached || run.isClosed() || Internal.isInternal(qe.sparkSession())) {
         return;
@@ -122,6 +128,10 @@ public class PipetraceListener implements QueryExecutionListener {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName
           + " action; the job is not affected", t);
+    } finally {
+      if (run != null) {
+        run.timings.record(System.nanoTime() - started);
+      }
     }
   }
 

@@ -110,6 +110,20 @@ final class Redactor {
     }
   }
 
+  // Substrings one of which every NAME match contains (see NAME above).
+  private static final String[] NAME_HINTS = {
+      "passw", "pwd", "secret", "token", "credential", "sas", "sig", "key", "auth"};
+
+  private static boolean mayNameSecret(String s) {
+    String lower = s.toLowerCase(java.util.Locale.ROOT);
+    for (String hint : NAME_HINTS) {
+      if (lower.contains(hint)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A redacted copy of {@code s} (null stays null). */
   String redact(String s) {
     if (s == null || s.isEmpty() || this == NONE) {
@@ -121,8 +135,15 @@ final class Redactor {
         out = out.replace(v, MASK);
       }
     }
-    out = URI_USERINFO.matcher(out).replaceAll("$1$2:" + Matcher.quoteReplacement(MASK) + "@");
-    out = KEY_VALUE.matcher(out).replaceAll("$1$2" + Matcher.quoteReplacement(MASK));
+    // The two rules below are regexes over whole plan texts (up to plan_max_chars, several per
+    // step): skip each when the text cannot match it. Every KEY_VALUE match contains one of
+    // NAME_HINTS (ASCII case-insensitive, like the regex) and every URI_USERINFO one "://".
+    if (out.contains("://")) {
+      out = URI_USERINFO.matcher(out).replaceAll("$1$2:" + Matcher.quoteReplacement(MASK) + "@");
+    }
+    if (mayNameSecret(out)) {
+      out = KEY_VALUE.matcher(out).replaceAll("$1$2" + Matcher.quoteReplacement(MASK));
+    }
     if (sparkStringRegex != null) {
       out = sparkStringRegex.matcher(out).replaceAll(Matcher.quoteReplacement(MASK));
     }

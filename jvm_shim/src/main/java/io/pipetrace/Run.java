@@ -33,6 +33,7 @@ final class Run {
   final AtomicLong captured = new AtomicLong();
   final AtomicLong dropped = new AtomicLong();
   final AtomicLong skipped = new AtomicLong();
+  final Timings timings = new Timings();   // listener time per callback of this run
   private volatile boolean closed;
   private String prevHash;  // row_hash of the last step appended (guarded by this)
 

@@ -1,0 +1,1 @@
+"""pipetrace benchmarks: what capture costs, side by side (``python -m benchmarks.run``)."""

@@ -1,0 +1,142 @@
+"""Turn raw benchmark results into the summary figures and a Markdown report.
+
+Example::
+
+    >>> summarize({})["ratios"]
+    {}
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+__all__ = ["TARGETS", "render", "summarize"]
+
+# Wall-time ratio capture/baseline targets of issue 5.
+TARGETS = {"small_counts": 1.10, "tpch": 1.03, "deep_plan": 1.05, "writes": 1.05}
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def _off_on(job: dict[str, Any]) -> tuple[float, float]:
+    """Median total off/on seconds per repetition (all units summed)."""
+    samples = job["samples"]
+    reps = len(next(iter(samples.values()))["off"])
+    off = [sum(s["off"][r] for s in samples.values()) for r in range(reps)]
+    on = [sum(s["on"][r] for s in samples.values()) for r in range(reps)]
+    return statistics.median(off), statistics.median(on)
+
+
+def _ratio_row(job: dict[str, Any], target: float | None) -> dict[str, Any]:
+    off, on = _off_on(job)
+    row: dict[str, Any] = {**_stats(job["ratios"]), "target": target, "median_off_s": off,
+                           "median_on_s": on,
+                           "median_with_drain": statistics.median(job["ratios_with_drain"])}
+    if target is not None:
+        row["met"] = row["median"] <= target
+    return row
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Every headline figure of a run, from the per-job results of :mod:`benchmarks.run`."""
+    out: dict[str, Any] = {"ratios": {}, "capture_cost": {}, "event_log": {}, "growth": {},
+                           "delivery": {}, "rss": {}, "dropped_events": 0}
+    results = {k: v for k, v in results.items() if "error" not in v}
+    for name, target in TARGETS.items():
+        if name in results:
+            out["ratios"][name] = _ratio_row(results[name], target)
+            out["capture_cost"][name] = results[name]["capture"]
+    for name in list(results):
+        if name.endswith("+event_log") and name.split("+")[0] in results:
+            base = results[name.split("+")[0]]
+            with_log = results[name]
+            log_off, _ = _off_on(with_log)
+            plain_off, _ = _off_on(base)
+            out["event_log"][name.split("+")[0]] = {
+                "event_log_over_plain": log_off / plain_off,
+                "capture_over_event_log": statistics.median(with_log["ratios"]),
+                "capture_over_plain": statistics.median(base["ratios"])}
+    out["deferred_commit"] = {
+        name.split("+")[0]: {**_stats(r["ratios"]), "capture": r["capture"]}
+        for name, r in results.items() if name.endswith("+deferred_commit")}
+    if "growth" in results:
+        for axis in ("data_sizes", "plan_sizes"):
+            out["growth"][axis] = {
+                size: {"ratio_median": statistics.median(r["ratios"]),
+                       "capture_p50_ms": r["capture"].get("p50_ms"),
+                       "capture_mean_ms": r["capture"].get("mean_ms"),
+                       "median_off_s": _off_on(r)[0]}
+                for size, r in results["growth"][axis].items()}
+    if "delivery" in results:
+        out["delivery"] = {k: v for k, v in results["delivery"].items()
+                           if k not in ("bus", "rss", "spec")}
+        out["delivery"]["p95_target_met"] = 0 <= out["delivery"]["latency_p95_s"] < 2.0
+    for mode in ("off", "on"):
+        job = results.get(f"rss_capture_{mode}")
+        if job:
+            out["rss"][mode] = {"jvm_peak_mib": job["jvm_peak_mib"],
+                                "python_peak_mib": job["python_peak_mib"], "wall_s": job["wall_s"]}
+    for job in results.values():
+        counters = job.get("bus", {}).get("counters", {})
+        out["dropped_events"] += sum(v for k, v in counters.items() if k.endswith("Dropped"
+                                                                                  "Events"))
+    return out
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The summary as Markdown tables (pasted into benchmarks/README.md)."""
+    s = doc["summary"]
+    lines = ["| workload | target | median | min | max | reps | off s (median) | on s (median) "
+             "| median incl. bus drain | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in s["ratios"].items():
+        lines.append(f"| {name} | ≤ {r['target']} | {_f(r['median'])} | {_f(r['min'])} | "
+                     f"{_f(r['max'])} | {r['n']} | {_f(r['median_off_s'], 2)} | "
+                     f"{_f(r['median_on_s'], 2)} | {_f(r['median_with_drain'])} | "
+                     f"{'yes' if r['met'] else 'NO'} |")
+    lines += ["", "| workload | steps | p50 ms | p99 ms | max ms | mean ms | listener-thread "
+              "time / wall |", "|---|---|---|---|---|---|---|"]
+    for name, c in s["capture_cost"].items():
+        if c:
+            lines.append(f"| {name} | {c['steps']} | {_f(c['p50_ms'])} | {_f(c['p99_ms'])} | "
+                         f"{_f(c['max_ms'])} | {_f(c['mean_ms'])} | "
+                         f"{_f(100 * c['listener_share_of_wall'], 2)} % |")
+    lines += ["", "| workload | event log / plain (off) | capture / plain | capture / event log "
+              "|", "|---|---|---|---|"]
+    for name, e in s["event_log"].items():
+        lines.append(f"| {name} | {_f(e['event_log_over_plain'])} | "
+                     f"{_f(e['capture_over_plain'])} | {_f(e['capture_over_event_log'])} |")
+    if s.get("deferred_commit"):
+        lines += ["", "| workload, Delta commits deferred to flush | median | min | max | reps |",
+                  "|---|---|---|---|---|"]
+        for name, r in s["deferred_commit"].items():
+            lines.append(f"| {name} | {_f(r['median'])} | {_f(r['min'])} | {_f(r['max'])} | "
+                         f"{r['n']} |")
+    for axis, rows in s["growth"].items():
+        lines += ["", f"| growth: {axis} | ratio (median) | capture p50 ms | capture mean ms "
+                  "| off s |", "|---|---|---|---|---|"]
+        for size, g in rows.items():
+            lines.append(f"| {size} | {_f(g['ratio_median'])} | {_f(g['capture_p50_ms'])} | "
+                         f"{_f(g['capture_mean_ms'])} | {_f(g['median_off_s'], 2)} |")
+    d = s["delivery"]
+    if d:
+        lines += ["", f"delivery: {d['visible']}/{d['actions']} paced steps visible; action end "
+                  f"→ row queryable p50 {_f(d['latency_p50_s'])} s, p95 "
+                  f"{_f(d['latency_p95_s'])} s, max {_f(d['latency_max_s'])} s (target p95 < 2 s:"
+                  f" {'met' if d['p95_target_met'] else 'MISSED'}); one flush committed "
+                  f"{d['burst_steps']} steps in {_f(d['burst_commit_s'])} s = "
+                  f"{_f(d['steps_per_s_committed'], 0)} steps/s"]
+    if s["rss"]:
+        lines += ["", "| driver peak RSS | JVM MiB | Python MiB |", "|---|---|---|"]
+        for mode, r in s["rss"].items():
+            lines.append(f"| capture {mode} | {_f(r['jvm_peak_mib'], 0)} | "
+                         f"{_f(r['python_peak_mib'], 0)} |")
+    lines += ["", f"Spark listener-bus dropped events (all jobs): {s['dropped_events']}"]
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""One benchmark job in its own driver process: ``python -m benchmarks.worker SPEC.json OUT.json``.
+
+SPEC is ``{"job": ..., "name": ..., "params": {...}, "reps": n, "work": dir, "event_log":
+bool}`` (or ``{"batch": [SPEC, ...], ...}`` to run several in one process); the figures go to
+OUT as JSON. :mod:`benchmarks.run` starts one worker per job.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+import pipetrace.spark as pt
+from benchmarks import harness, tpch, workloads
+
+__all__ = ["main"]
+
+
+def _session(work: Path, event_log: bool, driver_memory: str) -> Any:
+    builder = (SparkSession.builder.master("local[2]").appName("pipetrace-bench")
+               .config("spark.driver.memory", driver_memory)
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC"))
+    if event_log:
+        (work / "eventlog").mkdir(parents=True, exist_ok=True)
+        builder = (builder.config("spark.eventLog.enabled", "true")
+                   .config("spark.eventLog.dir", str(work / "eventlog")))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _interleaved(spark: Any, job: str, units: list[workloads.Unit], spec: dict[str, Any],
+                 warmup: bool = True) -> dict[str, Any]:
+    work = Path(spec["work"])
+    warmup = warmup and spec["params"].get("warmup", True)
+    m = harness.measure(spark, units, spec["reps"], work, job, warmup=warmup,
+                        commit_interval=spec["params"].get("commit_interval", 1.0))
+    return {"samples": m["samples"], "ratios": harness.ratios(m["samples"]),
+            "ratios_with_drain": harness.ratios(m["samples"], key="drain"),
+            "capture": harness.summarize_capture(m["phases"]), "phases": m["phases"]}
+
+
+def _growth(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline at three data sizes, and the deep plan at three plan sizes."""
+    p = spec["params"]
+    out: dict[str, Any] = {"data_sizes": {}, "plan_sizes": {}}
+    for rows in p["rows"]:
+        df = workloads.pipeline_frame(spark, rows)
+        units = [(f"rows={rows}", lambda df=df: [df.collect() for _ in range(p["actions"])]
+                  and None)]
+        out["data_sizes"][str(rows)] = _interleaved(spark, f"growth-rows{rows}", units, spec)
+    for cols in p["columns"]:
+        df = workloads.deep_plan_frame(spark, cols)
+        units = [(f"columns={cols}", lambda df=df: [df.collect() for _ in range(p["actions"])]
+                  and None)]
+        out["plan_sizes"][str(cols)] = _interleaved(spark, f"growth-cols{cols}", units, spec)
+    return out
+
+
+def _delivery(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Latency from action end to row queryable, and steps/s committed to Delta."""
+    from deltalake import DeltaTable
+
+    p = spec["params"]
+    work = Path(spec["work"])
+    table = str(work / "delivery-table")
+    df = spark.range(100)
+    df.count()
+    handle = pt.attach(spark, table=table, spool=str(work / "spool"), run_id="delivery-paced")
+    ends: list[float] = []
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        # What a user's query sees: the table's latest version, this run's rows.
+        while not stop.is_set():
+            try:
+                rows = DeltaTable(table).to_pyarrow_table(
+                    columns=["seq"], filters=[("run_id", "=", "delivery-paced")])
+                now = time.time()
+                for seq in rows.column("seq").to_pylist():
+                    seen.setdefault(int(seq), now)
+            except Exception:  # noqa: BLE001 - table not created yet
+                pass
+            stop.wait(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    for _ in range(p["actions"]):
+        df.count()
+        ends.append(time.time())
+        time.sleep(p["pace_s"])
+    deadline = time.time() + 30
+    while len(seen) < len(ends) and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join()
+    handle.detach()
+    latencies = sorted(seen[i + 1] - end for i, end in enumerate(ends) if i + 1 in seen)
+
+    # Throughput: a burst captured with background commits off, then committed by one flush.
+    burst = pt.attach(spark, table=table, spool=str(work / "spool"), run_id="delivery-burst",
+                      commit_interval=3600)
+    for _ in range(p["burst"]):
+        df.count()
+    started = time.perf_counter()
+    flushed = burst.flush()
+    elapsed = time.perf_counter() - started
+    burst.detach()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else -1.0
+
+    return {"actions": len(ends), "visible": len(latencies),
+            "latency_p50_s": pct(0.50), "latency_p95_s": pct(0.95),
+            "latency_max_s": latencies[-1] if latencies else -1.0,
+            "burst_steps": flushed.committed, "burst_commit_s": elapsed,
+            "steps_per_s_committed": flushed.committed / elapsed if elapsed else 0.0}
+
+
+def _fixed(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Whole process with capture always on or always off: driver peak RSS."""
+    p = spec["params"]
+    work = Path(spec["work"])
+    handle = None
+    if p["capture"]:
+        handle = pt.attach(spark, table=str(work / "table"), spool=str(work / "spool"),
+                           run_id="rss")
+    started = time.perf_counter()
+    for _, body in (workloads.small_counts(spark, p["actions"])
+                    + workloads.deep_plan(spark, p["columns"], p["collects"])):
+        body()
+    wall = time.perf_counter() - started
+    if handle is not None:
+        handle.detach()
+    return {"capture": p["capture"], "wall_s": wall, **harness.rss(spark)}
+
+
+def run_job(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one job spec in this process; return its figures."""
+    job, p, work = spec["job"], spec["params"], Path(spec["work"])
+    if job == "small_counts":
+        return _interleaved(spark, job, workloads.small_counts(spark, p["actions"]), spec)
+    if job == "deep_plan":
+        return _interleaved(spark, job, workloads.deep_plan(spark, p["columns"], p["collects"]),
+                            spec)
+    if job == "writes":
+        return _interleaved(spark, job, workloads.writes(spark, p["appends"], work / "out"), spec)
+    if job == "tpch":
+        data = tpch.generate(Path(p["data_root"]), p["scale"])
+        return _interleaved(spark, job, workloads.tpch_units(spark, data, p.get("queries")), spec)
+    if job == "growth":
+        return _growth(spark, spec)
+    if job == "delivery":
+        return _delivery(spark, spec)
+    if job == "rss":
+        return _fixed(spark, spec)
+    raise ValueError(f"unknown job {job!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: read the spec, run the job, write its figures (and Spark's bus metrics)."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(args[0]).read_text())
+    Path(spec["work"]).mkdir(parents=True, exist_ok=True)
+    spark = _session(Path(spec["work"]), spec.get("event_log", False),
+                     spec.get("driver_memory", "4g"))
+    # A batch (quick mode only) runs several jobs in this one process to save JVM start-ups.
+    results = {}
+    for job in spec.get("batch", [spec]):
+        job = {**job, "work": str(Path(spec["work"]) / job["name"])}
+        started = time.perf_counter()
+        result = run_job(spark, job)
+        result["job_s"] = time.perf_counter() - started
+        result["bus"] = harness.bus_metrics(spark)
+        if job["job"] != "rss":
+            result["rss"] = harness.rss(spark)
+        results[job["name"]] = result
+    Path(args[1]).write_text(json.dumps(results if "batch" in spec else results[spec["name"]],
+                                        indent=1))
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The benchmark command's quick mode runs end to end and reports every figure (no timings
+are asserted: they mean nothing at quick sizes or on a shared CI machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks" / "run.py").is_file(), reason="no benchmarks/")
+def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "python"),
+                                         env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out),
+                           "--data", str(tmp_path / "data")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    errors = {k: v["error"][-500:] for k, v in doc["jobs"].items() if "error" in v}
+    assert not errors
+    s = doc["summary"]
+    assert set(s["ratios"]) == {"small_counts", "tpch", "deep_plan", "writes"}
+    for row in s["ratios"].values():
+        assert {"median", "min", "max", "target", "median_off_s", "median_on_s"} <= set(row)
+    for cost in s["capture_cost"].values():
+        assert {"p50_ms", "p99_ms", "max_ms", "listener_share_of_wall"} <= set(cost)
+    assert set(s["event_log"]) == {"small_counts", "deep_plan"}
+    assert set(s["deferred_commit"]) == {"small_counts", "writes"}
+    assert len(s["growth"]["data_sizes"]) == 3 and len(s["growth"]["plan_sizes"]) == 3
+    assert {"latency_p50_s", "latency_p95_s", "steps_per_s_committed"} <= set(s["delivery"])
+    assert s["delivery"]["visible"] == s["delivery"]["actions"]
+    assert set(s["rss"]) == {"off", "on"}
+    assert s["dropped_events"] == 0
+    assert "| workload |" in proc.stdout
