@@ -84,9 +84,7 @@ public final class Bridge {
       listener.detach();
       listener.run().close();
       SparkSink.stop(listener.run().runId);
-      // TODO(benchmarks): the tracker stays on the listener bus after detach (~0.07 ms per
-      // event). Removing it via ExecutionTracker.release broke test_detach_stops_capture when
-      // run after the other capture tests (order-dependent); not yet understood.
+      ExecutionTracker.release(listener.tracker());
       return flushed;
     } catch (Throwable t) {
       return error(t);
