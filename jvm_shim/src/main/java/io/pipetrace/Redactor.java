@@ -124,6 +124,34 @@ final class Redactor {
     return false;
   }
 
+  /**
+   * Two redactors are equal when they mask exactly the same things (same Spark regex, secret
+   * values and literals): a text redacted by one may be reused for the other.
+   */
+  @Override
+  public boolean equals(Object o) {
+    if (this == o) {
+      return true;
+    }
+    if (!(o instanceof Redactor)) {
+      return false;
+    }
+    Redactor r = (Redactor) o;
+    return secretValues.equals(r.secretValues)
+        && patternText(sparkStringRegex).equals(patternText(r.sparkStringRegex))
+        && patternText(literals).equals(patternText(r.literals));
+  }
+
+  @Override
+  public int hashCode() {
+    return java.util.Objects.hash(secretValues, patternText(sparkStringRegex),
+        patternText(literals));
+  }
+
+  private static String patternText(Pattern p) {
+    return p == null ? "" : p.pattern();
+  }
+
   /** A redacted copy of {@code s} (null stays null). */
   String redact(String s) {
     if (s == null || s.isEmpty() || this == NONE) {

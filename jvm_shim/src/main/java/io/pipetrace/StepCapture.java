@@ -36,6 +36,30 @@ final class StepCapture {
     }
   }
 
+  /** The logical plan texts and fingerprint of one QueryExecution, as last captured. */
+  private static final class Logical {
+    final int max;
+    final Redactor redactor;
+    final PlanText.Text logical;
+    final PlanText.Text optimized;
+    final String fingerprint;
+
+    Logical(int max, Redactor redactor, PlanText.Text logical, PlanText.Text optimized,
+        String fingerprint) {
+      this.max = max;
+      this.redactor = redactor;
+      this.logical = logical;
+      this.optimized = optimized;
+      this.fingerprint = fingerprint;
+    }
+  }
+
+  // A DataFrame run again reuses its QueryExecution, whose analyzed and optimized plans never
+  // change: their texts and the fingerprint (~100 ms on a 300-column plan) are reused while the
+  // redaction is the same. Weak keys: an entry lives as long as the user's DataFrame does.
+  private static final Map<QueryExecution, Logical> LOGICAL =
+      java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
   private final Run run;
   private final Redactor redactor;
   private final ExecutionTracker tracker;
@@ -183,9 +207,18 @@ final class StepCapture {
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
     int max = run.settings.planMaxChars;
-    PlanText.Text logical = attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor));
-    PlanText.Text optimized = attempt("optimized_plan",
-        () -> PlanText.of(qe.optimizedPlan(), max, redactor));
+    Logical cached = LOGICAL.get(qe);
+    if (cached == null || cached.max != max || !cached.redactor.equals(redactor)) {
+      cached = new Logical(max, redactor,
+          attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor)),
+          attempt("optimized_plan", () -> PlanText.of(qe.optimizedPlan(), max, redactor)),
+          analyzed == null ? null : PlanText.fingerprint(analyzed, redactor));
+      if (cached.logical != null && cached.optimized != null && cached.fingerprint != null) {
+        LOGICAL.put(qe, cached);  // a part that failed is tried again (and warned) next time
+      }
+    }
+    PlanText.Text logical = cached.logical;
+    PlanText.Text optimized = cached.optimized;
     PlanText.Text physical = attempt("physical_plan", () -> PlanText.of(executed, max, redactor));
     for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
         {"physical_plan", physical}}) {
@@ -196,8 +229,8 @@ final class StepCapture {
       }
     }
     row.put("plan_truncated", truncated);
-    if (analyzed != null) {
-      row.put("plan_fingerprint", PlanText.fingerprint(analyzed, redactor));
+    if (cached.fingerprint != null) {
+      row.put("plan_fingerprint", cached.fingerprint);
     }
     String[] py = Actions.pythonCallSite(description);
     if (py != null) {
