@@ -79,6 +79,9 @@ class IngestResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     already_committed: int = 0
     removed_runs: list[str] = field(default_factory=list)
+    # The table as this call opened it: pass it back as ingest(opened=...) to commit again
+    # without replaying the Delta log.
+    opened: DeltaTable | None = field(default=None, repr=False, compare=False)
 
 
 def app_id(run_id: str) -> str:
@@ -146,11 +149,14 @@ def ingest(
     spool: str | Path | None = None,
     table: str | None = None,
     run_ids: Iterable[str] | None = None,
+    opened: DeltaTable | None = None,
 ) -> IngestResult:
     """Commit the spool's finished segments into the table; return what was done.
 
     Runs whose manifest names another table are skipped (and reported). The table is
-    created on first use.
+    created on first use. ``opened`` is that table already opened by a caller that commits
+    again and again (attach's background committer): it is brought up to date incrementally
+    instead of replaying the whole Delta log on every call.
 
     Example::
 
@@ -164,7 +170,7 @@ def ingest(
     wanted = set(run_ids) if run_ids is not None else None
     runs = [r for r in sp.list_runs(spool_dir) if wanted is None or r.name in wanted]
     try:
-        dt = ensure_table(table_uri)
+        dt = opened if opened is not None else ensure_table(table_uri)
     except TableError as exc:
         # Visible to `pipetrace status` from any process, not only to this caller.
         for run_dir in runs:
@@ -172,6 +178,7 @@ def ingest(
                 if _mismatch(sp.read_manifest(run_dir), run_dir, table_uri) is None:
                     sp.record_error(run_dir, str(exc))
         raise
+    result.opened = dt
     for run_dir in runs:
         _ingest_run(run_dir, dt, table_uri, result)
     return result

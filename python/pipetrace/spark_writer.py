@@ -45,7 +45,7 @@ class SparkWriterHandle(Handle):
         # (delta-rs recovery of dead runs does not apply to Spark's writer).
         self._recovered.set()
 
-    def _commit(self) -> IngestResult:
+    def _commit(self, *, if_sealed: bool = False) -> IngestResult:
         if self.writer != "spark" or self._detached:
             return IngestResult(table=self.table)
         with self._commit_lock:
