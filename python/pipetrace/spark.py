@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures.thread  # noqa: F401 - see below
-import contextlib
 import logging
 import threading
 import time
@@ -45,6 +44,7 @@ __all__ = ["FlushResult", "Handle", "attach"]
 log = logging.getLogger("pipetrace")
 
 _EXIT_TIMEOUT_S = 30.0
+_MAX_RETRY_WAIT_S = 30.0
 
 # One live handle per (Spark application, run): attach() is idempotent, and the JVM keeps
 # the listener registry, so Python only needs to find the handle that mirrors it.
@@ -149,9 +149,14 @@ class Handle:
     def _commit_loop(self, interval: float) -> None:
         # Batches: the JVM seals a spool segment at least every second; commit what is sealed.
         self._recover_dead_runs()
-        while not self._stop.wait(interval):
-            with contextlib.suppress(Exception):  # counted and warned once in _commit
+        wait = interval
+        while not self._stop.wait(wait):
+            try:
                 self._commit(if_sealed=True)
+                wait = interval
+            except Exception:  # noqa: BLE001 - counted and warned once in _commit
+                # A broken table is retried less and less often, not 4 times a second.
+                wait = min(max(wait * 2, interval), _MAX_RETRY_WAIT_S)
 
     def _commit_within(self, timeout: float) -> tuple[int, bool, str | None]:
         """Commit in a helper thread, waiting at most ``timeout`` s: (steps, timed_out, error).
@@ -266,7 +271,7 @@ def attach(
     plan_max_chars: int | None = None,
     max_operators: int | None = None,
     mask_literals: bool = False,
-    commit_interval: float = 1.0,
+    commit_interval: float = 0.25,
     writer: Literal["auto", "spark", "delta-rs", "spool"] = "auto",
     format: str | None = None,  # noqa: A002 - the setting's name (spark.pipetrace.format)
 ) -> Handle:
@@ -274,7 +279,10 @@ def attach(
 
     Loads the listener jar into the running driver (no restart) and registers it on this
     session. Calling it again on the same session returns the same capture. Steps are
-    committed in the background every ``commit_interval`` seconds and on :meth:`Handle.flush`.
+    committed in the background and on :meth:`Handle.flush`: the JVM seals a spool segment
+    once its first step is a second old (or it holds 500 steps), and a background thread looks
+    for sealed segments every ``commit_interval`` seconds (a directory listing; a Delta commit
+    only when something was sealed), so a step is queryable about 1.5 s after its action.
 
     Args:
         spark: a classic (non-Connect) SparkSession, Spark 4.x.
@@ -292,6 +300,7 @@ def attach(
             delta-rs for local paths. ``spark``/``delta-rs`` force one; ``spool`` leaves the
             steps in the spool for ``pipetrace ingest``. See the README's Databricks section.
         format: table format of Spark's writer (default ``delta``).
+        commit_interval: seconds between the background committer's looks for sealed steps.
 
     Example::
 
