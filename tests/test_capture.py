@@ -192,6 +192,32 @@ def test_filter_and_join_rows_are_the_true_counts(spark: Any, trace: Handle,
                for o in step["operators"])
 
 
+def test_a_plan_node_that_cannot_be_read_costs_only_its_own_details(spark: Any,
+                                                                   trace: Handle) -> None:
+    """Plan node classes pipetrace does not know (Databricks-only nodes, newer Spark) may throw
+    when read. A JVM-only fault switch makes the Filter node throw like one. Without the
+    per-operator guard the step would lose every operator; without the listener's catch-all,
+    the step itself."""
+    system = spark.sparkContext._jvm.java.lang.System
+    errors_before = trace.status()["listener_errors"]
+    system.setProperty("pipetrace.faults.fail_node", "Filter")
+    try:
+        assert spark.range(100).filter("id % 2 = 0").count() == 50   # the job is unaffected
+        trace.flush()
+    finally:
+        system.clearProperty("pipetrace.faults.fail_node")
+    step = trace.steps().iloc[-1]
+    assert (step["action"], step["status"], step["rows_out"]) == ("count", "SUCCEEDED", 50)
+    names = [o["name"] for o in step["operators"]]
+    assert {"Filter", "Range", "HashAggregate"} <= set(names)       # every operator is there
+    (broken,) = ops(step, "Filter")
+    assert broken["description"] is None and broken["rows_out"] is None
+    assert ops(step, "Range")[0]["rows_out"] == 100                  # the others keep theirs
+    (warning,) = step["capture_warnings"]
+    assert "FilterExec" in warning and "injected fault" in warning    # marked partial
+    assert trace.status()["listener_errors"] == errors_before + 1
+
+
 def test_rerunning_a_dataframe_records_each_runs_own_counts(spark: Any, trace: Handle,
                                                            tmp_path: Path) -> None:
     limit_file = tmp_path / "limit"

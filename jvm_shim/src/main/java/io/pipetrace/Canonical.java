@@ -65,7 +65,8 @@ final class Canonical {
     if (type.isTextual()) {
       switch (type.asText()) {
         case "string":
-          byte[] b = value.toString().getBytes(StandardCharsets.UTF_8);
+          byte[] b = value instanceof PlanText.Text ? ((PlanText.Text) value).utf8()
+              : value.toString().getBytes(StandardCharsets.UTF_8);
           out.write(('s' + Integer.toString(b.length) + ':').getBytes(StandardCharsets.US_ASCII));
           out.write(b);
           return;

@@ -50,7 +50,8 @@ final class Operators {
    * {@code parentId}. Nodes that only wrap others (AQE, query stages, codegen) are skipped.
    */
   static List<Op> walk(SparkPlan root, Metrics metrics, Redactor redactor, int firstId,
-      Integer parentId) {
+      Integer parentId, List<String> warnings, Map<SparkPlan, String[]> known) {
+    String faulty = Faults.nodeToFail();
     List<Op> ops = new ArrayList<>();
     IdentityHashMap<SparkPlan, Integer> seen = new IdentityHashMap<>();
     Deque<Object[]> stack = new ArrayDeque<>();
@@ -80,10 +81,30 @@ final class Operators {
         continue;
       }
       seen.put(plan, op.id);
-      op.name = plan.nodeName();
-      op.description = cap(redactor.redact(safeSimpleString(plan)));
-      fillMetrics(op, plan, metrics);
-      op.source = source(plan);
+      op.name = plan.getClass().getSimpleName().replaceAll("Exec$", "");
+      try {
+        // Nodes we don't know (vendor or newer Spark nodes) may throw from any of these: the
+        // operator keeps its name and place in the tree, the step keeps every other operator.
+        Faults.maybeFail(faulty, plan);
+        op.name = plan.nodeName();
+        // Description and source don't change for one operator object: a re-run reuses them.
+        String[] details = known == null ? null : known.get(plan);
+        if (details == null) {
+          details = new String[] {cap(redactor.redact(safeSimpleString(plan))), source(plan)};
+          if (known != null) {
+            known.put(plan, details);
+          }
+        }
+        op.description = details[0];
+        op.source = details[1];
+        fillMetrics(op, plan, metrics);
+      } catch (Throwable t) {
+        Counters.listenerErrors.incrementAndGet();
+        if (warnings != null) {
+          warnings.add("operator " + op.id + " (" + plan.getClass().getName() + "): "
+              + redactor.redact(t.getClass().getSimpleName() + ": " + t.getMessage()));
+        }
+      }
       // Push children in reverse so they pop in plan order (pre-order ids read top-down).
       List<SparkPlan> next = new ArrayList<>();
       scala.collection.Iterator<SparkPlan> children = plan.children().iterator();

@@ -16,14 +16,53 @@ final class PlanText {
   private static final Pattern EXPR_ID = Pattern.compile("#\\d+L?");
   private static final int MAX_FINGERPRINT_NODES = 100_000;
 
-  /** A plan text and whether it was cut. */
-  static final class Text {
+  /**
+   * A plan text and whether it was cut. Its JSON and its UTF-8 bytes are made once: a
+   * DataFrame run again stores the same (up to plan_max_chars long) text in every step, and
+   * escaping it for the spool was a third of such a step's capture time.
+   */
+  static final class Text implements com.fasterxml.jackson.databind.JsonSerializable {
     final String text;
     final boolean truncated;
+    private byte[] utf8;
+    private byte[] escaped;
 
     Text(String text, boolean truncated) {
       this.text = text;
       this.truncated = truncated;
+    }
+
+    synchronized byte[] utf8() {
+      if (utf8 == null) {
+        utf8 = text.getBytes(StandardCharsets.UTF_8);
+      }
+      return utf8;
+    }
+
+    private synchronized byte[] escaped() {
+      if (escaped == null) {
+        escaped = com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance().quoteAsUTF8(text);
+      }
+      return escaped;
+    }
+
+    @Override
+    public void serialize(com.fasterxml.jackson.core.JsonGenerator gen,
+        com.fasterxml.jackson.databind.SerializerProvider provider) throws java.io.IOException {
+      byte[] b = escaped();
+      gen.writeRawUTF8String(b, 0, b.length);  // adds the quotes, escapes nothing more
+    }
+
+    @Override
+    public void serializeWithType(com.fasterxml.jackson.core.JsonGenerator gen,
+        com.fasterxml.jackson.databind.SerializerProvider provider,
+        com.fasterxml.jackson.databind.jsontype.TypeSerializer typeSer) throws java.io.IOException {
+      serialize(gen, provider);
+    }
+
+    @Override
+    public String toString() {
+      return text;
     }
   }
 

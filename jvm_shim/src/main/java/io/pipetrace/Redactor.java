@@ -98,16 +98,25 @@ final class Redactor {
     secretValues = values;
   }
 
+  // Redactors are built per step (settings change at runtime); their regexes rarely do.
+  private static final java.util.Map<String, java.util.Optional<Pattern>> COMPILED =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
   private static Pattern compile(String regex) {
     if (regex == null || regex.isEmpty()) {
       return null;
     }
-    try {
-      return Pattern.compile(regex);
-    } catch (Exception e) {
-      Log.warnOnce("bad-redaction-regex", "pipetrace: cannot compile redaction regex " + regex);
-      return null;
+    if (COMPILED.size() > 256) {
+      COMPILED.clear();
     }
+    return COMPILED.computeIfAbsent(regex, r -> {
+      try {
+        return java.util.Optional.of(Pattern.compile(r));
+      } catch (Exception e) {
+        Log.warnOnce("bad-redaction-regex", "pipetrace: cannot compile redaction regex " + r);
+        return java.util.Optional.empty();
+      }
+    }).orElse(null);
   }
 
   // Substrings one of which every NAME match contains (see NAME above).

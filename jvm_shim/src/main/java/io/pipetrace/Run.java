@@ -22,7 +22,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  */
 final class Run {
   private static final Map<String, Run> RUNS = new ConcurrentHashMap<>();
-  private static final ObjectMapper JSON = new ObjectMapper();
+  // Timestamps stay Instants until here, so the row hash needs no parsing; JSON gets ISO-8601.
+  private static final ObjectMapper JSON = new ObjectMapper().registerModule(
+      new com.fasterxml.jackson.databind.module.SimpleModule().addSerializer(
+          java.time.Instant.class, com.fasterxml.jackson.databind.ser.std.ToStringSerializer.instance));
   private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss");
   private static ScheduledExecutorService sealer;
 

@@ -36,30 +36,6 @@ final class StepCapture {
     }
   }
 
-  /** The logical plan texts and fingerprint of one QueryExecution, as last captured. */
-  private static final class Logical {
-    final int max;
-    final Redactor redactor;
-    final PlanText.Text logical;
-    final PlanText.Text optimized;
-    final String fingerprint;
-
-    Logical(int max, Redactor redactor, PlanText.Text logical, PlanText.Text optimized,
-        String fingerprint) {
-      this.max = max;
-      this.redactor = redactor;
-      this.logical = logical;
-      this.optimized = optimized;
-      this.fingerprint = fingerprint;
-    }
-  }
-
-  // A DataFrame run again reuses its QueryExecution, whose analyzed and optimized plans never
-  // change: their texts and the fingerprint (~100 ms on a 300-column plan) are reused while the
-  // redaction is the same. Weak keys: an entry lives as long as the user's DataFrame does.
-  private static final Map<QueryExecution, Logical> LOGICAL =
-      java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
-
   private final Run run;
   private final Redactor redactor;
   private final ExecutionTracker tracker;
@@ -117,7 +93,8 @@ final class StepCapture {
   /** Operators and written rows of a nested execution, for its root step. */
   Nested nested(QueryExecution qe) {
     LogicalPlan analyzed = qe.analyzed();
-    List<Operators.Op> ops = Operators.walk(qe.executedPlan(), this::metric, redactor, 0, null);
+    List<Operators.Op> ops = Operators.walk(qe.executedPlan(), this::metric, redactor, 0, null,
+        warnings, null);
     return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut,
         Relations.output(analyzed, redactor));
   }
@@ -146,9 +123,16 @@ final class StepCapture {
     }
     String description = exec == null ? null : exec.description;
     String action = Actions.normalize(funcName, description, output != null);
+    int max = run.settings.planMaxChars;
+    PlanCache cache = PlanCache.of(qe, max, redactor);
     SparkPlan executed = attempt("physical plan", qe::executedPlan);
+    // Rendered first: a new final plan (AQE) also renews the cached operator descriptions.
+    PlanText.Text physical = executed == null ? null
+        : cache.physical(executed, () -> attempt("physical_plan",
+            () -> PlanText.of(executed, max, redactor)));
     List<Operators.Op> ops = executed == null ? null
-        : attempt("operators", () -> Operators.walk(executed, this::metric, redactor, 0, null));
+        : attempt("operators", () -> Operators.walk(executed, this::metric, redactor, 0, null,
+            warnings, cache.operators));
     if (ops == null) {
       ops = new ArrayList<>();
     }
@@ -171,9 +155,9 @@ final class StepCapture {
     row.put("schema_version", Version.SCHEMA);
     row.put("event_id", UUID.randomUUID().toString());
     row.put("run_id", run.runId);
-    row.put("captured_at", Instant.ofEpochMilli(now).toString());
+    row.put("captured_at", Instant.ofEpochMilli(now));
     if (exec != null) {
-      row.put("started_at", Instant.ofEpochMilli(exec.startMs).toString());
+      row.put("started_at", Instant.ofEpochMilli(exec.startMs));
       row.put("execution_id", exec.id);
     }
     row.put("app_id", sc.applicationId());
@@ -192,7 +176,7 @@ final class StepCapture {
     if (durationMs >= 0) {
       row.put("duration_ms", durationMs);
     }
-    row.put("inputs", inputs(analyzed));
+    row.put("inputs", inputs(analyzed, cache));
     if (output != null) {
       Map<String, Object> o = new LinkedHashMap<>();
       o.put("kind", output.kind);
@@ -206,31 +190,29 @@ final class StepCapture {
     row.put("rows_out", rows);
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
-    int max = run.settings.planMaxChars;
-    Logical cached = LOGICAL.get(qe);
-    if (cached == null || cached.max != max || !cached.redactor.equals(redactor)) {
-      cached = new Logical(max, redactor,
-          attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor)),
-          attempt("optimized_plan", () -> PlanText.of(qe.optimizedPlan(), max, redactor)),
-          analyzed == null ? null : PlanText.fingerprint(analyzed, redactor));
-      if (cached.logical != null && cached.optimized != null && cached.fingerprint != null) {
-        LOGICAL.put(qe, cached);  // a part that failed is tried again (and warned) next time
-      }
+    if (cache.logical == null) {
+      cache.logical = attempt("logical_plan", () -> PlanText.of(analyzed, max, redactor));
     }
-    PlanText.Text logical = cached.logical;
-    PlanText.Text optimized = cached.optimized;
-    PlanText.Text physical = attempt("physical_plan", () -> PlanText.of(executed, max, redactor));
+    if (cache.optimized == null) {
+      cache.optimized = attempt("optimized_plan",
+          () -> PlanText.of(qe.optimizedPlan(), max, redactor));
+    }
+    if (cache.fingerprint == null && analyzed != null) {
+      cache.fingerprint = PlanText.fingerprint(analyzed, redactor);
+    }
+    PlanText.Text logical = cache.logical;
+    PlanText.Text optimized = cache.optimized;
     for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
         {"physical_plan", physical}}) {
       PlanText.Text t = (PlanText.Text) kv[1];
       if (t != null && t.text != null) {
-        row.put((String) kv[0], t.text);
+        row.put((String) kv[0], t);  // written to the spool as its text
         truncated |= t.truncated;
       }
     }
     row.put("plan_truncated", truncated);
-    if (cached.fingerprint != null) {
-      row.put("plan_fingerprint", cached.fingerprint);
+    if (cache.fingerprint != null) {
+      row.put("plan_fingerprint", cache.fingerprint);
     }
     String[] py = Actions.pythonCallSite(description);
     if (py != null) {
@@ -363,9 +345,14 @@ final class StepCapture {
     return v == null ? 0L : v;
   }
 
-  private List<Map<String, Object>> inputs(LogicalPlan analyzed) {
-    List<Relations.Rel> rels = analyzed == null ? null
-        : attempt("inputs", () -> Relations.inputs(analyzed, redactor));
+  private List<Map<String, Object>> inputs(LogicalPlan analyzed, PlanCache cache) {
+    List<Relations.Rel> rels = cache.inputs;
+    if (rels == null && analyzed != null) {
+      rels = attempt("inputs", () -> Relations.inputs(analyzed, redactor));
+      if (rels != null && PlanCache.reusable(rels)) {
+        cache.inputs = rels;
+      }
+    }
     List<Map<String, Object>> out = new ArrayList<>();
     if (rels != null) {
       for (Relations.Rel r : rels) {
