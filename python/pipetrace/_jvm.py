@@ -124,7 +124,7 @@ class JvmBridge:
         try:
             self._jss = spark._jsparkSession
             self._bridge = self._load(spark)
-        except Exception as exc:  # noqa: BLE001 - classify Databricks' Py4J allow-list refusals
+        except Exception as exc:  # classify Databricks' Py4J allow-list refusals
             if is_blocked_jvm_error(exc):
                 raise UnsupportedModeError(
                     "this cluster does not let Python reach the driver JVM (standard/shared "
@@ -146,7 +146,7 @@ class JvmBridge:
             loader.addURL(jvm.java.io.File(str(_require_jar())).toURI().toURL())
             try:
                 cls = jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise JvmError(f"the driver JVM cannot load {BRIDGE_CLASS} from "
                                f"{jar_path()}: {exc}; reinstall pipetrace with "
                                "`pip install .`") from exc
@@ -176,6 +176,10 @@ class JvmBridge:
     def commit(self, run_id: str) -> dict[str, Any]:
         """Seal and commit the run's steps now with Spark's writer (writer='spark')."""
         return self._answer(self._bridge.commit(run_id))
+
+    def internal_session(self) -> Any:
+        """A JVM session of pipetrace's own on this context, whose actions are never steps."""
+        return self._bridge.internalSession(self._jss)
 
     def status(self, run_id: str) -> dict[str, Any]:
         """Counters of the run: captured, dropped, skipped steps; listener errors."""

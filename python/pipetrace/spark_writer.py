@@ -34,6 +34,7 @@ class SparkWriterHandle(Handle):
         self.format: str = str(info.get("format") or "delta")
         self._spark = spark
         self._committed = 0
+        self._reader: Any = None  # pipetrace's own session for steps(), made on first use
         super().__init__(bridge, info, table, app_id, commit_interval)
 
     def __repr__(self) -> str:
@@ -68,8 +69,15 @@ class SparkWriterHandle(Handle):
         return self._bridge.status(self.run_id)
 
     def steps(self) -> pd.DataFrame:
-        """This run's committed steps, read back through Spark, ordered by seq."""
-        reader = self._spark.read
-        frame = (self._spark.table(self.table) if is_table_name(self.table)
-                 else reader.format(self.format).load(self.table))
+        """This run's committed steps, read back through Spark, ordered by seq.
+
+        Reads through a session of pipetrace's own, so reading the table is never a step.
+        """
+        if self._reader is None:
+            from pyspark.sql import SparkSession
+
+            self._reader = SparkSession(self._spark.sparkContext, self._bridge.internal_session())
+        spark = self._reader
+        frame = (spark.table(self.table) if is_table_name(self.table)
+                 else spark.read.format(self.format).load(self.table))
         return frame.where(frame.run_id == self.run_id).orderBy("seq").toPandas()

@@ -79,16 +79,27 @@ public final class Bridge {
       if (listener == null) {
         return "{\"detached\": false}";
       }
+      long started = System.currentTimeMillis();
       session.listenerManager().unregister(listener);
       String flushed = flush(session, listener.run().runId, timeoutMs);
       listener.detach();
       listener.run().close();
-      SparkSink.stop(listener.run().runId);
+      // Whatever the flush left of the caller's timeout bounds the last commit's retries.
+      SparkSink.stop(listener.run().runId,
+          timeoutMs - (System.currentTimeMillis() - started));
       ExecutionTracker.release(listener.tracker());
       return flushed;
     } catch (Throwable t) {
       return error(t);
     }
+  }
+
+  /**
+   * A session of pipetrace's own on the same SparkContext, for reading the table back: its
+   * actions are never steps. The one method that returns an object instead of JSON.
+   */
+  public SparkSession internalSession(SparkSession session) {
+    return Internal.newSession(session);
   }
 
   /** Commit the run's sealed segments with Spark's writer now (writer=spark); see SparkSink. */
@@ -104,7 +115,12 @@ public final class Bridge {
 
   public String status(String runId) {
     try {
-      return JSON.writeValueAsString(status(Run.get(runId)));
+      Map<String, Object> m = status(Run.get(runId));
+      SparkSink sink = SparkSink.get(runId);
+      if (sink != null && !m.containsKey("writer")) {
+        m.putAll(sink.stats());  // a detached run: what its last commits did
+      }
+      return JSON.writeValueAsString(m);
     } catch (Throwable t) {
       return error(t);
     }

@@ -37,6 +37,19 @@ final class Internal {
     }
   }
 
+  /**
+   * A new session on {@code parent}'s context (same catalog and Delta / Unity Catalog setup,
+   * none of the user's temp views or settings), marked internal.
+   */
+  static org.apache.spark.sql.classic.SparkSession newSession(
+      org.apache.spark.sql.classic.SparkSession parent) {
+    return create(() -> {
+      org.apache.spark.sql.classic.SparkSession s = parent.newSession();
+      s.sessionState().listenerManager();  // built now, while conf listeners stay off
+      return s;
+    });
+  }
+
   static boolean isCreating() {
     return CREATING.get();
   }

@@ -49,6 +49,7 @@ final class SparkSink {
   private static final String PART = "(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)";
   private static final Pattern TABLE_NAME = Pattern.compile(PART + "\\." + PART + "\\." + PART);
   private static final int MAX_SEGMENTS_PER_BATCH = 64;
+  private static final int STOP_RETRIES = 5;
   private static ScheduledExecutorService thread;
 
   private final Run run;
@@ -149,12 +150,41 @@ final class SparkSink {
     return SINKS.get(runId);
   }
 
-  /** Commit what is left (the run is closed, its last segment sealed); keeps the counters. */
-  static void stop(String runId) {
+  /**
+   * Commit what is left (the run is closed, its last segment sealed), retrying a failed commit
+   * a few times with growing pauses (0.1 s to 1.6 s, within {@code timeoutMs}): a concurrent
+   * writer or a passing storage error should not leave the run's last steps behind, and a
+   * table that stays broken should not hold up detach(). Keeps the counters.
+   */
+  static void stop(String runId, long timeoutMs) {
     SparkSink sink = SINKS.get(runId);
-    if (sink != null) {
+    if (sink == null) {
+      return;
+    }
+    long deadline = System.currentTimeMillis() + Math.max(0, timeoutMs);
+    long pause = 100;
+    long failuresBefore = sink.failures.get();
+    sink.drain();
+    for (int retry = 0; retry < STOP_RETRIES && sink.failures.get() > failuresBefore
+        && sink.hasSealedSegments() && System.currentTimeMillis() + pause < deadline; retry++) {
+      try {
+        Thread.sleep(pause);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+      pause = Math.min(pause * 2, 2_000);
+      failuresBefore = sink.failures.get();
       sink.drain();
-      sink.stopped = true;
+    }
+    sink.stopped = true;
+  }
+
+  private boolean hasSealedSegments() {
+    try {
+      return !sealedSegments().isEmpty();
+    } catch (IOException e) {
+      return false;
     }
   }
 
@@ -266,12 +296,10 @@ final class SparkSink {
     long version = batch.get(batch.size() - 1)[0];
     SparkSession spark = session();
     ensureTable(spark);
-    Dataset<Row> rows = spark.read().schema(schema).option("mode", "FAILFAST")
+    Dataset<Row> parsed = spark.read().schema(schema).option("mode", "FAILFAST")
         .json(spark.createDataset(lines, Encoders.STRING()));
     boolean delta = "delta".equals(format);
-    if (!delta) {
-      rows = withoutCommitted(spark, rows);
-    }
+    Dataset<Row> rows = delta ? parsed : withoutCommitted(spark, parsed);
     long count = rows.count();
     var writer = rows.write().format(format).mode(SaveMode.Append)
         .option("txnAppId", "pipetrace/" + run.runId)
@@ -281,6 +309,17 @@ final class SparkSink {
         writer.saveAsTable(target);
       } else {
         writer.save(target);
+      }
+    }
+    if (!delta && count > 0) {
+      // Without a transaction log, a concurrent writer's cleanup of Hadoop's shared _temporary
+      // directory can take files of this job while it still reports success. Check before
+      // the spool lets go of the steps; the next attempt writes only what is missing.
+      long missing = withoutCommitted(spark, parsed).count();
+      if (missing > 0) {
+        throw new IOException(missing + " of " + lines.size() + " steps are not in " + target
+            + " after a successful write (a concurrent writer?); they stay in the spool and "
+            + "are written again");
       }
     }
     for (long[] seg : batch) {
@@ -328,13 +367,7 @@ final class SparkSink {
     if (parent == null) {
       throw new IllegalStateException("no Spark session yet");
     }
-    final SparkSession p = parent;
-    // newSession(): shares the catalog and Delta/Unity Catalog setup, not the user's temp state.
-    internal = Internal.create(() -> {
-      SparkSession s = p.newSession();
-      s.sessionState().listenerManager();
-      return s;
-    });
+    internal = Internal.newSession(parent);
     return internal;
   }
 
