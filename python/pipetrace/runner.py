@@ -3,12 +3,12 @@
 The script runs as ``sys.executable script args`` in the same working directory and
 environment, plus ``PYSPARK_SUBMIT_ARGS`` that put the listener jar on the driver classpath
 and register the listener. The driver JVM spools the steps; they are committed to the table
-every few seconds while the script runs and once more after it exits, whatever its exit code.
+every second while the script runs and once more after it exits, whatever its exit code.
 
 Example::
 
     >>> result = run_script("etl.py", ["--day", "2026-11-25"])  # doctest: +SKIP
-    >>> result.exit_code, result.steps
+    >>> result.exit_code, result.steps  # doctest: +SKIP
     (0, 7)
 """
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.ingest import IngestResult, ingest
@@ -34,7 +35,9 @@ from pipetrace.locations import resolve_spool, resolve_table
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 
-_COMMIT_EVERY_S = 5.0
+# The runner is its own process (the script and its driver run in a child), so a short period
+# costs the job nothing but a directory listing when nothing was sealed.
+_COMMIT_EVERY_S = 1.0
 _LISTENERS = "spark.sql.queryExecutionListeners"
 _CLASSPATH = "spark.driver.extraClassPath"
 
@@ -120,10 +123,16 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
 def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id: str,
                           reports: list[IngestResult]) -> None:
     warned = False
+    opened = None  # the table, kept open so each batch does not replay the whole Delta log
     while not stop.wait(_COMMIT_EVERY_S):
+        if not sp.sealed_segments(spool / run_id):
+            continue
         try:
-            reports.append(ingest(spool=spool, table=table, run_ids=[run_id]))
+            report = ingest(spool=spool, table=table, run_ids=[run_id], opened=opened)
+            opened = report.opened
+            reports.append(report)
         except Exception as exc:  # noqa: BLE001 - the script goes on; steps stay in the spool
+            opened = None
             if not warned:  # once per run, not once per batch
                 log.warning("pipetrace: cannot commit run %s to %s yet (%s); its steps stay in "
                             "the spool, see `pipetrace status`", run_id, table, exc)
@@ -166,7 +175,7 @@ def run_script(
     Example::
 
         >>> r = run_script("etl.py", [], table="/tmp/pipeline_steps")  # doctest: +SKIP
-        >>> print(r.run_id, r.steps, r.exit_code)
+        >>> print(r.run_id, r.steps, r.exit_code)  # doctest: +SKIP
         20261125-033511-a1b2c3 7 0
     """
     jar = jar_path()
