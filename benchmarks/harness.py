@@ -24,8 +24,8 @@ def _drain(spark: Any) -> None:
     spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(600_000)
 
 
-def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str,
-            warmup: bool = True, commit_interval: float = 1.0) -> dict[str, Any]:
+def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str, *,
+            warmup: bool = True, commit_interval: float = 0.25) -> dict[str, Any]:
     """Time every unit ``reps`` times with capture off and on; return all samples.
 
     Per unit and mode: ``wall_s`` (the user's actions) and ``drain_s`` (time for Spark's

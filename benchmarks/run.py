@@ -97,7 +97,7 @@ def _run_job(spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]
         [str(HERE.parent), str(HERE.parent / "python"), env.get("PYTHONPATH", "")])
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", str(spec_file),
-                           str(out_file)], env=env, timeout=timeout, capture_output=True,
+                           str(out_file)], env=env, timeout=timeout, capture_output=True, check=False,
                           text=True)
     if proc.returncode != 0 or not out_file.is_file():
         raise RuntimeError(f"benchmark job {spec['name']} failed ({proc.returncode}):\n"
@@ -122,7 +122,7 @@ def machine() -> dict[str, Any]:
         mem_gib = 0.0
     import pyspark
 
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False).stderr
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem_gib, 1),
             "os": platform.platform(), "python": platform.python_version(),
             "pyspark": pyspark.__version__, "java": java.splitlines()[0] if java else "?"}

@@ -89,7 +89,7 @@ def _delivery(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
                 now = time.time()
                 for seq in rows.column("seq").to_pylist():
                     seen.setdefault(int(seq), now)
-            except Exception:  # noqa: BLE001 - table not created yet
+            except Exception:  # noqa: BLE001, S110 - the table is not created yet
                 pass
             stop.wait(0.05)
 
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                      spec.get("driver_memory", "4g"))
     # A batch (quick mode only) runs several jobs in this one process to save JVM start-ups.
     results = {}
-    for job in spec.get("batch", [spec]):
-        job = {**job, "work": str(Path(spec["work"]) / job["name"])}
+    for entry in spec.get("batch", [spec]):
+        job = {**entry, "work": str(Path(spec["work"]) / entry["name"])}
         started = time.perf_counter()
         result = run_job(spark, job)
         result["job_s"] = time.perf_counter() - started

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from pipetrace._jvm import LISTENER_CLASS
 from pipetrace.audit import QUERIES
@@ -47,4 +51,5 @@ def test_bundle_references_are_consistent():
             assert task["sql_task"]["parameters"]["steps_table"].endswith("." + TABLE_NAME)
     for stem, _ in QUERIES.values():
         assert (ROOT / "python/pipetrace/resources/sql" / f"{stem}.sql").is_file()
-    assert re.search(r"\./dist/", yaml.safe_dump(job)) and bundle["artifacts"]["pipetrace_wheel"]["type"] == "whl"
+    assert re.search(r"\./dist/", yaml.safe_dump(job))
+    assert bundle["artifacts"]["pipetrace_wheel"]["type"] == "whl"

@@ -115,7 +115,7 @@ def test_kill_9_at_any_point_loses_and_duplicates_nothing(tmp_path: Path, spark:
     `mid-capture` loses the steps of the last segment."""
     runs = {mode: start_killed_run(tmp_path, mode)
             for mode in ("mid-capture", "before-commit", "after-commit")}
-    for mode, (proc, home, table) in runs.items():
+    for mode, (proc, _home, _table) in runs.items():
         assert proc.stdout is not None
         if mode == "mid-capture":
             for line in proc.stdout:  # kill while the script is running actions
@@ -226,7 +226,7 @@ def test_interpreter_exit_and_spark_stop_commit_every_step(tmp_path: Path) -> No
         [sys.executable, str(tmp_path / "job.py"), str(table), f"exit-{how}", how],
         env=env_for(tmp_path / how), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for how in ("exit", "stop")}
-    for how, proc in procs.items():
+    for proc in procs.values():
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "bye" in out, err[-3000:]
         assert "unknown setting spark.pipetrace.tabel" in err

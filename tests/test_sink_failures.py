@@ -27,7 +27,6 @@ from pipetrace.errors import JvmError, TableError
 from pipetrace.ingest import ensure_table, ingest
 from pipetrace.recover import recover
 from pipetrace.status import status
-
 from tests.spool_helpers import held_writer_lock, make_run, make_steps
 from tests.test_faults import env_for, table_rows
 

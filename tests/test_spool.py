@@ -62,7 +62,7 @@ def test_segment_torn_tail_and_blank_lines_are_ignored(tmp_path: Path) -> None:
 def test_segment_with_a_bad_line_names_the_line(tmp_path: Path, bad: str) -> None:
     seg = tmp_path / "seg-000001.jsonl"
     seg.write_text(lines(make_steps("r1", 2)) + bad + "\n")
-    with pytest.raises(SpoolError, match="seg-000001.jsonl line 3"):
+    with pytest.raises(SpoolError, match=r"seg-000001\.jsonl line 3"):
         sp.read_segment(seg)
 
 

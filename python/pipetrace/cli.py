@@ -210,7 +210,8 @@ def steps_cmd(table: str | None, run_id: str | None) -> int:
     click.echo(f"run {records[0]['run_id']}: {len(records)} steps, {failed} failed · {where}")
     view = Table("seq", "action", "status", "rows", "duration", "inputs → output")
     for r in records:
-        status = Text(r["status"] if isinstance(r["status"], str) else "", style="red" if r["status"] == "FAILED" else "green")
+        status = Text(r["status"] if isinstance(r["status"], str) else "",
+                      style="red" if r["status"] == "FAILED" else "green")
         flow = Text(_flow(r["inputs"], r["output"]))
         if isinstance(r["error"], str) and r["error"]:
             flow.append("\n" + _shorten(str(r["error"]).splitlines()[0], 120), style="red")

@@ -9,7 +9,7 @@ after the commit containing them succeeded.
 Example::
 
     >>> result = ingest(spool="/tmp/spool", table="/tmp/pipeline_steps")  # doctest: +SKIP
-    >>> result.steps, result.segments
+    >>> result.steps, result.segments  # doctest: +SKIP
     (12, 3)
 """
 
@@ -161,7 +161,7 @@ def ingest(
     Example::
 
         >>> r = ingest(table="/tmp/pipeline_steps", run_ids=["20261125-033511-a1b2c3"])  # doctest: +SKIP
-        >>> print(r.steps, r.table)
+        >>> print(r.steps, r.table)  # doctest: +SKIP
         4 /tmp/pipeline_steps
     """
     table_uri = resolve_table(table)
@@ -250,10 +250,10 @@ def _commit_run(
         numbers.append(seg.number)
         size += steps.nbytes
         if size >= _MAX_COMMIT_BYTES:
-            _commit(dt, table_uri, run_id, batch, numbers, run_dir, result)
+            _commit(dt, table_uri, run_id, batch, numbers, run_dir=run_dir, result=result)
             batch, numbers, size = [], [], 0
     if numbers:
-        _commit(dt, table_uri, run_id, batch, numbers, run_dir, result)
+        _commit(dt, table_uri, run_id, batch, numbers, run_dir=run_dir, result=result)
 
 
 def _read_steps(seg: sp.Segment, run_id: str) -> pa.Table:
@@ -275,6 +275,7 @@ def _commit(
     run_id: str,
     batch: list[pa.Table],
     numbers: list[int],
+    *,
     run_dir: Path,
     result: IngestResult,
 ) -> None:

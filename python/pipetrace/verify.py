@@ -13,7 +13,7 @@ struct ``(..)`` in schema order; a row is the struct of every column but ``row_h
 Example::
 
     >>> report = verify(table="/tmp/pipeline_steps")   # doctest: +SKIP
-    >>> report.ok, report.rows
+    >>> report.ok, report.rows  # doctest: +SKIP
     (True, 12)
 """
 
