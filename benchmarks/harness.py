@@ -128,11 +128,15 @@ def bus_metrics(spark: Any) -> dict[str, Any]:
 
 
 def rss(spark: Any) -> dict[str, float]:
-    """Peak RSS (MiB) of the driver JVM (VmHWM) and of this Python process."""
-    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    """Peak RSS (MiB) of the driver JVM (VmHWM) and of this Python process, and the JVM's live
+    heap after a full GC (what stays reachable: peak RSS mostly shows when the GC ran)."""
+    jvm = spark.sparkContext._jvm
+    pid = jvm.java.lang.ProcessHandle.current().pid()
     jvm_peak = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             jvm_peak = int(line.split()[1]) / 1024
-    return {"jvm_peak_mib": jvm_peak,
+    jvm.java.lang.System.gc()
+    live = jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage()
+    return {"jvm_peak_mib": jvm_peak, "jvm_live_heap_mib": live.getUsed() / 2**20,
             "python_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

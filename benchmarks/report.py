@@ -79,6 +79,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         job = results.get(f"rss_capture_{mode}")
         if job:
             out["rss"][mode] = {"jvm_peak_mib": job["jvm_peak_mib"],
+                                "jvm_live_heap_mib": job["jvm_live_heap_mib"],
                                 "python_peak_mib": job["python_peak_mib"], "wall_s": job["wall_s"]}
     for job in results.values():
         counters = job.get("bus", {}).get("counters", {})
@@ -134,9 +135,10 @@ def render(doc: dict[str, Any]) -> str:
                   f"{d['burst_steps']} steps in {_f(d['burst_commit_s'])} s = "
                   f"{_f(d['steps_per_s_committed'], 0)} steps/s"]
     if s["rss"]:
-        lines += ["", "| driver peak RSS | JVM MiB | Python MiB |", "|---|---|---|"]
+        lines += ["", "| driver memory | JVM peak RSS MiB | JVM live heap after GC MiB | "
+                  "Python peak RSS MiB |", "|---|---|---|---|"]
         for mode, r in s["rss"].items():
             lines.append(f"| capture {mode} | {_f(r['jvm_peak_mib'], 0)} | "
-                         f"{_f(r['python_peak_mib'], 0)} |")
+                         f"{_f(r['jvm_live_heap_mib'], 0)} | {_f(r['python_peak_mib'], 0)} |")
     lines += ["", f"Spark listener-bus dropped events (all jobs): {s['dropped_events']}"]
     return "\n".join(lines)
