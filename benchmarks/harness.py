@@ -25,8 +25,11 @@ def _drain(spark: Any) -> None:
 
 
 def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str, *,
-            warmup: bool = True, commit_interval: float = 0.25) -> dict[str, Any]:
+            warmup: bool = True, commit_interval: float | None = None) -> dict[str, Any]:
     """Time every unit ``reps`` times with capture off and on; return all samples.
+
+    Capture is attached with attach()'s defaults (what a user gets) unless ``commit_interval``
+    is given (the deferred-commit diagnostic).
 
     Per unit and mode: ``wall_s`` (the user's actions) and ``drain_s`` (time for Spark's
     listener bus to catch up afterwards). Per capture phase: the listener's own timings.
@@ -43,9 +46,10 @@ def measure(spark: Any, units: list[Unit], reps: int, work: Path, label: str, *,
             for mode in order:
                 handle = None
                 if mode == "on":
+                    extra = {} if commit_interval is None else {"commit_interval": commit_interval}
                     handle = pt.attach(spark, table=str(work / "table"), spool=str(work / "spool"),
                                        run_id=f"{label}-{name}-{rep}", tags={"bench": label},
-                                       commit_interval=commit_interval)
+                                       **extra)
                     before = handle.status()
                 started = time.perf_counter()
                 body()

@@ -43,7 +43,7 @@ def _interleaved(spark: Any, job: str, units: list[workloads.Unit], spec: dict[s
     work = Path(spec["work"])
     warmup = warmup and spec["params"].get("warmup", True)
     m = harness.measure(spark, units, spec["reps"], work, job, warmup=warmup,
-                        commit_interval=spec["params"].get("commit_interval", 1.0))
+                        commit_interval=spec["params"].get("commit_interval"))
     return {"samples": m["samples"], "ratios": harness.ratios(m["samples"]),
             "ratios_with_drain": harness.ratios(m["samples"], key="drain"),
             "capture": harness.summarize_capture(m["phases"]), "phases": m["phases"]}
