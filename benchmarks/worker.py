@@ -53,15 +53,17 @@ def _growth(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """The pipeline at three data sizes, and the deep plan at three plan sizes."""
     p = spec["params"]
     out: dict[str, Any] = {"data_sizes": {}, "plan_sizes": {}}
+    # Each action builds its DataFrame afresh, as an agent's code does: re-collecting one
+    # DataFrame would reuse its shuffle outputs (the work would not grow with the rows) and the
+    # listener's per-QueryExecution cache (the capture cost would not grow with the plan).
     for rows in p["rows"]:
-        df = workloads.pipeline_frame(spark, rows)
-        units = [(f"rows={rows}", lambda df=df: [df.collect() for _ in range(p["actions"])]
-                  and None)]
+        units = [(f"rows={rows}", lambda rows=rows: [
+            workloads.pipeline_frame(spark, rows).collect() for _ in range(p["actions"])] and None)]
         out["data_sizes"][str(rows)] = _interleaved(spark, f"growth-rows{rows}", units, spec)
     for cols in p["columns"]:
-        df = workloads.deep_plan_frame(spark, cols)
-        units = [(f"columns={cols}", lambda df=df: [df.collect() for _ in range(p["actions"])]
-                  and None)]
+        units = [(f"columns={cols}", lambda cols=cols: [
+            workloads.deep_plan_frame(spark, cols).collect() for _ in range(p["actions"])]
+            and None)]
         out["plan_sizes"][str(cols)] = _interleaved(spark, f"growth-cols{cols}", units, spec)
     return out
 
