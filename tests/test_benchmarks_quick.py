@@ -31,10 +31,12 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     for cost in s["capture_cost"].values():
         assert {"p50_ms", "p99_ms", "max_ms", "listener_share_of_wall"} <= set(cost)
     assert set(s["event_log"]) == {"small_counts", "deep_plan"}
-    assert set(s["deferred_commit"]) == {"small_counts", "writes"}
+    assert set(s["deferred_commit"]) == {"small_counts", "deep_plan", "writes"}
     assert len(s["growth"]["data_sizes"]) == 3 and len(s["growth"]["plan_sizes"]) == 3
     assert {"latency_p50_s", "latency_p95_s", "steps_per_s_committed"} <= set(s["delivery"])
     assert s["delivery"]["visible"] == s["delivery"]["actions"]
     assert set(s["rss"]) == {"off", "on"}
+    for mode in s["rss"].values():
+        assert {"jvm_peak_mib", "jvm_live_heap_mib", "python_peak_mib"} <= set(mode)
     assert s["dropped_events"] == 0
     assert "| workload |" in proc.stdout
