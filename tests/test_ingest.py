@@ -179,3 +179,27 @@ def test_concurrent_committers_of_one_run_do_not_duplicate(table: str, spool: Pa
              for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert _seqs(table, "r1") == list(range(1, 41))
+
+
+def test_a_second_create_committed_meanwhile_does_not_fail_the_append(
+        table: str, spool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two committers creating the table at once can both commit a CREATE (delta-rs retries
+    the loser's as version 1). An append that read the table before that second CREATE used
+    to fail with "Metadata changed since last commit" (seen in the 4-process test)."""
+    from pipetrace.schema import delta_schema
+
+    ingest_module = sys.modules["pipetrace.ingest"]  # the package exports a function of that name
+
+    ensure_table(table)
+    real = ingest_module.write_deltalake
+    raced = []
+
+    def write_after_a_concurrent_create(*args: object, **kwargs: object) -> object:
+        if not raced:  # the other committer's CREATE lands between our read and our write
+            raced.append(DeltaTable.create(table, schema=delta_schema(), mode="overwrite"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "write_deltalake", write_after_a_concurrent_create)
+    make_run(spool, "r1", table=table, segments=[make_steps("r1", 3)])
+    assert ingest(spool=spool, table=table).steps == 3
+    assert raced and _seqs(table, "r1") == [1, 2, 3]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipetrace import spool as sp
 from pipetrace.errors import PipetraceError, SpoolError, TableError
@@ -47,6 +47,8 @@ _MAX_COMMIT_BYTES = 64 * 1024 * 1024
 # version; delta-rs rebases and retries on conflict. Its default (15) can run out when many
 # short runs commit at once; retrying costs one log read per attempt.
 _MAX_COMMIT_RETRIES = 100
+# Conflicts delta-rs does not retry (a concurrent CREATE changed the metadata): re-read, retry.
+_STALE_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,12 @@ def ensure_table(table: str) -> DeltaTable:
         raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}"
                          f"{_disk_full_hint(table)}; choose a writable location with --table "
                          "or PIPETRACE_TABLE") from exc
+
+
+def _commit_error(run_id: str, table_uri: str, run_dir: Path, exc: Exception) -> TableError:
+    return TableError(f"committing run {run_id} to {table_uri} failed: {exc}"
+                      f"{_disk_full_hint(table_uri)}; its segments stay in {run_dir}, "
+                      "rerun `pipetrace ingest`")
 
 
 def _disk_full_hint(table: str) -> str:
@@ -282,14 +290,23 @@ def _commit(
     data = pa.concat_tables(batch)
     if data.num_rows:
         txn = Transaction(app_id=app_id(run_id), version=max(numbers))
-        try:
-            write_deltalake(dt, data, mode="append",
-                            commit_properties=CommitProperties(
-                                app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
-        except (DeltaError, OSError) as exc:
-            raise TableError(f"committing run {run_id} to {table_uri} failed: {exc}"
-                             f"{_disk_full_hint(table_uri)}; its segments stay in {run_dir}, "
-                             "rerun `pipetrace ingest`") from exc
+        for attempt in range(_STALE_RETRIES + 1):
+            try:
+                write_deltalake(dt, data, mode="append",
+                                commit_properties=CommitProperties(
+                                    app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
+                break
+            except CommitFailedError as exc:
+                # A conflict delta-rs does not retry by itself, e.g. "Metadata changed since
+                # last commit": two committers creating the table at once can both commit a
+                # CREATE (the loser's is retried as version 1), and an append that read the
+                # table before the second one fails. Nothing of this batch was committed:
+                # read the table again and retry.
+                if attempt == _STALE_RETRIES:
+                    raise _commit_error(run_id, table_uri, run_dir, exc) from exc
+                dt.update_incremental()
+            except (DeltaError, OSError) as exc:
+                raise _commit_error(run_id, table_uri, run_dir, exc) from exc
         dt.update_incremental()
     # Empty segments carry no rows, so deleting them without a commit cannot duplicate or lose.
     for number in numbers:
