@@ -81,7 +81,6 @@ final class Operators {
         continue;
       }
       seen.put(plan, op.id);
-      op.name = plan.getClass().getSimpleName().replaceAll("Exec$", "");
       try {
         // Nodes we don't know (vendor or newer Spark nodes) may throw from any of these: the
         // operator keeps its name and place in the tree, the step keeps every other operator.
@@ -99,6 +98,10 @@ final class Operators {
         op.source = details[1];
         fillMetrics(op, plan, metrics);
       } catch (Throwable t) {
+        if (op.name == null) {  // nodeName() itself failed: name it after its class
+          String cls = plan.getClass().getSimpleName();
+          op.name = cls.endsWith("Exec") ? cls.substring(0, cls.length() - 4) : cls;
+        }
         Counters.listenerErrors.incrementAndGet();
         if (warnings != null) {
           warnings.add("operator " + op.id + " (" + plan.getClass().getName() + "): "
