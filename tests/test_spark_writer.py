@@ -6,7 +6,6 @@ idempotency (event_id check for non-Delta formats), recursion guard, fallback to
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pipetrace
 from pipetrace.query import steps as delta_steps
 from pipetrace.spark import Handle
 from pipetrace.spark_writer import SparkWriterHandle
+from tests.test_faults import env_for
 
 
 def _attach(spark: Any, tmp_path: Path, **kw: Any) -> Handle:
@@ -163,14 +163,10 @@ def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_pa
     for p in range(4):
         home = tmp_path / f"driver-{p}"
         home.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PIPETRACE_", "PYSPARK_SUBMIT_ARGS"))}
-        env["PIPETRACE_HOME"] = str(home)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(pipetrace.__file__).parents[1]),
-                                                          env.get("PYTHONPATH")]))
         procs.append(subprocess.Popen(
             [sys.executable, str(tmp_path / "job.py"), str(table), f"par-{p}", str(go)],
-            cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            cwd=home, env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
     for proc in procs:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -178,7 +174,7 @@ def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_pa
     go.touch()
     outcomes = [proc.communicate(timeout=600) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [e[-3000:] for _, e in outcomes]
-    # Read with delta-rs' engine's neighbour: plain pyarrow over the parquet files.
+    # Read the parquet files with pyarrow: a reader independent of the drivers that wrote them.
     import pyarrow.dataset as ds
 
     rows = ds.dataset(str(table), format="parquet").to_table(
