@@ -38,7 +38,8 @@ from pipetrace.schema import (
     table_properties,
 )
 
-__all__ = ["IngestResult", "Quarantined", "SkippedRun", "app_id", "ensure_table", "ingest"]
+__all__ = ["IngestResult", "Quarantined", "RunCommitter", "SkippedRun", "app_id", "ensure_table",
+           "ingest"]
 
 # Upper bound on the Arrow bytes of one commit, so a long run's backlog does not need
 # all of its segments in memory at once.
@@ -190,6 +191,50 @@ def ingest(
     for run_dir in runs:
         _ingest_run(run_dir, dt, table_uri, result)
     return result
+
+
+class RunCommitter:
+    """Commits one run's sealed segments again and again while it is captured (attach's and
+    ``pipetrace run``'s background committers).
+
+    It runs beside the user's job, so it is kept cheap: the table is opened once and then
+    updated incrementally (opening replays the whole Delta log: ~0.1 s at 70 versions on 2
+    cores), and :meth:`has_sealed` lets a caller skip a tick without touching the table.
+
+    Example::
+
+        >>> c = RunCommitter(spool="/tmp/spool", table="/tmp/pipeline_steps", run_id="r1")
+        >>> c.has_sealed()
+        False
+    """
+
+    def __init__(self, *, spool: str | Path, table: str, run_id: str) -> None:
+        self.spool = spool
+        self.table = table
+        self.run_id = run_id
+        self._opened: DeltaTable | None = None
+
+    def has_sealed(self) -> bool:
+        """Whether the run has a sealed segment waiting to be committed."""
+        return bool(sp.sealed_segments(Path(self.spool) / self.run_id))
+
+    def commit(self) -> IngestResult:
+        """:func:`ingest` the run; raises what it raises."""
+        try:
+            return self._ingest()
+        except Exception:
+            if self._opened is None:
+                raise
+            # The table kept open may have been dropped or replaced meanwhile: open it afresh
+            # once before calling it a failure.
+            self._opened = None
+            return self._ingest()
+
+    def _ingest(self) -> IngestResult:
+        result = ingest(spool=self.spool, table=self.table, run_ids=[self.run_id],
+                        opened=self._opened)
+        self._opened = result.opened
+        return result
 
 
 def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestResult) -> None:

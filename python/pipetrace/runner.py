@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
-from pipetrace.ingest import IngestResult, ingest
+from pipetrace.ingest import IngestResult, RunCommitter, ingest
 from pipetrace.locations import resolve_spool, resolve_table
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
@@ -123,16 +122,13 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
 def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id: str,
                           reports: list[IngestResult]) -> None:
     warned = False
-    opened = None  # the table, kept open so each batch does not replay the whole Delta log
+    committer = RunCommitter(spool=spool, table=table, run_id=run_id)
     while not stop.wait(_COMMIT_EVERY_S):
-        if not sp.sealed_segments(spool / run_id):
+        if not committer.has_sealed():
             continue
         try:
-            report = ingest(spool=spool, table=table, run_ids=[run_id], opened=opened)
-            opened = report.opened
-            reports.append(report)
+            reports.append(committer.commit())
         except Exception as exc:  # noqa: BLE001 - the script goes on; steps stay in the spool
-            opened = None
             if not warned:  # once per run, not once per batch
                 log.warning("pipetrace: cannot commit run %s to %s yet (%s); its steps stay in "
                             "the spool, see `pipetrace status`", run_id, table, exc)

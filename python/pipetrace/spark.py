@@ -20,7 +20,6 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -30,10 +29,9 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
-from pipetrace import spool as sp
 from pipetrace._jvm import JvmBridge
 from pipetrace.errors import PipetraceError
-from pipetrace.ingest import IngestResult, ingest
+from pipetrace.ingest import IngestResult, RunCommitter
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.query import steps as query_steps
 from pipetrace.recover import recover
@@ -75,7 +73,7 @@ class Handle:
         self.spool = info["spool"]
         self.mode: str = info["mode"]
         self._commit_lock = threading.Lock()
-        self._opened: Any = None  # the DeltaTable: opened once, then updated incrementally
+        self._committer = RunCommitter(spool=self.spool, table=table, run_id=self.run_id)
         self._stop = threading.Event()
         self._recovered = threading.Event()
         self._detached = False
@@ -97,33 +95,17 @@ class Handle:
         self.detach()
 
     def _commit(self, *, if_sealed: bool = False) -> IngestResult:
-        # The background committer runs in the user's driver every second, so it is kept cheap
-        # (benchmarks/README.md): opening the table replays its whole Delta log (~0.1 s at 70
-        # versions on 2 cores), so it is opened once and updated incrementally, and a tick with
-        # no sealed segment does not touch the table at all.
+        # The background committer runs in the user's driver (benchmarks/README.md): a tick
+        # with no sealed segment does not touch the table at all.
         with self._commit_lock:
-            if if_sealed and not sp.sealed_segments(Path(self.spool) / self.run_id):
+            if if_sealed and not self._committer.has_sealed():
                 return IngestResult(table=self.table)
             try:
-                try:
-                    result = self._ingest()
-                except Exception:
-                    if self._opened is None:
-                        raise
-                    # The table we keep open may have been dropped or replaced meanwhile:
-                    # open it afresh once before calling it a failure.
-                    self._opened = None
-                    result = self._ingest()
+                result = self._committer.commit()
             except Exception as exc:
                 self._failed(exc)
                 raise
         self.last_error = None
-        return result
-
-    def _ingest(self) -> IngestResult:
-        result = ingest(spool=self.spool, table=self.table, run_ids=[self.run_id],
-                        opened=self._opened)
-        self._opened = result.opened
         return result
 
     def _failed(self, exc: BaseException) -> None:
