@@ -127,7 +127,7 @@ def test_steps_shows_the_latest_run(ingested: Path) -> None:
     header, *table = result.stdout.splitlines()
     assert header == f"run r1: 4 steps, 1 failed · {ingested / 'pipeline_steps'}"
     text = "\n".join(table)
-    assert re.search(r"│ 1\s+│ count\s+│ SUCCEEDED\s+│ 1\s+│ 221 ms\s+│ orders.parquet\s+│", text)
+    assert re.search(r"│ 1\s+│ count\s+│ SUCCEEDED\s+│ 41,873\s+│ 221 ms\s+│ orders.parquet\s+│", text)
     assert "orders.parquet, crm.customers" in text
     assert re.search(r"│ 3\s+│ show\s+│ FAILED\s+│", text)
     assert "AnalysisException: [UNRESOLVED_COLUMN.WITH_SUGGESTION]" in text  # its error line

@@ -125,3 +125,48 @@ def test_empty_rows_give_an_empty_table_of_the_schema() -> None:
     empty = rows_to_arrow([])
     assert empty.num_rows == 0 and empty.schema.equals(arrow_schema())
     assert isinstance(empty, pa.Table)
+
+
+def _without_newer_fields(dtype: Any, version: int) -> Any:
+    """The schema as pipetrace wrote it at ``version``: fields added later (``since``) left out."""
+    if isinstance(dtype, dict) and dtype.get("type") == "struct":
+        return {**dtype, "fields": [
+            {**f, "type": _without_newer_fields(f["type"], version)} for f in dtype["fields"]
+            if (f.get("metadata") or {}).get("since", 1) <= version]}
+    if isinstance(dtype, dict) and dtype.get("type") == "array":
+        return {**dtype, "elementType": _without_newer_fields(dtype["elementType"], version)}
+    return dtype
+
+
+def test_a_table_of_schema_version_1_gains_new_columns_and_still_verifies(
+        spark_session: Any, tmp_path: Path) -> None:
+    """Additive evolution: a table an older pipetrace created (schema version 1, operators
+    without rows_in) takes new steps, and its old rows keep verifying with their own columns."""
+    from deltalake import Schema as DeltaSchema
+
+    import pipetrace
+    from pipetrace.verify import row_hash, verify
+
+    table = str(tmp_path / "t")
+    v1 = _without_newer_fields(_schema_json(), 1)
+    assert "rows_in" not in json.dumps(v1)
+    DeltaTable.create(table, schema=DeltaSchema.from_json(json.dumps(v1)), name=TABLE_NAME,
+                      configuration=table_properties())
+    with pipetrace.attach(spark_session, table=table, spool=str(tmp_path / "spool")) as trace:
+        spark_session.range(10).filter("id > 3").count()
+        assert trace.flush().error is None
+    fields = json.loads(DeltaTable(table).schema().to_json())["fields"]
+    ops = next(f for f in fields if f["name"] == "operators")["type"]["elementType"]["fields"]
+    assert "rows_in" in [f["name"] for f in ops]
+    (new,) = [s for _, s in trace.steps().iterrows()]
+    assert new["schema_version"] == SCHEMA_VERSION == 2
+    assert any(op["rows_in"] is not None for op in new["operators"])
+    # a row as pipetrace 0.1 wrote it: version 1, no rows_in, hashed over version 1's columns
+    old = golden_steps()[0]
+    old = {**old, "schema_version": 1, "run_id": "old-run", "seq": 1, "prev_hash": None,
+           "operators": [{k: v for k, v in op.items() if k != "rows_in"} for op in old["operators"]]}
+    old["row_hash"] = row_hash(rows_to_arrow([old]).to_pylist()[0], _schema_json())
+    write_deltalake(table, rows_to_arrow([old]), mode="append", schema_mode="merge")
+    report = verify(table=table)
+    assert report.ok, report.breaks
+    assert (report.runs, report.rows) == (2, 2)

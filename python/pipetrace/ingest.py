@@ -337,7 +337,9 @@ def _commit(
         txn = Transaction(app_id=app_id(run_id), version=max(numbers))
         for attempt in range(_STALE_RETRIES + 1):
             try:
-                write_deltalake(dt, data, mode="append",
+                # merge: a table created by an older pipetrace gains the columns added since
+                # (additive evolution only; older rows read them as null)
+                write_deltalake(dt, data, mode="append", schema_mode="merge",
                                 commit_properties=CommitProperties(
                                     app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
                 break

@@ -58,7 +58,12 @@ class VerifyReport:
         return not self.breaks
 
 
-def _encode(out: bytearray, value: Any, dtype: Any) -> None:
+def _fields(dtype: dict[str, Any], version: int) -> list[dict[str, Any]]:
+    """The struct's fields that a row of schema ``version`` has (``since`` in field metadata)."""
+    return [f for f in dtype["fields"] if (f.get("metadata") or {}).get("since", 1) <= version]
+
+
+def _encode(out: bytearray, value: Any, dtype: Any, version: int) -> None:
     if value is None:
         out += b"n"
         return
@@ -78,19 +83,19 @@ def _encode(out: bytearray, value: Any, dtype: Any) -> None:
     elif kind == "array":
         out += b"["
         for item in value:
-            _encode(out, item, dtype["elementType"])
+            _encode(out, item, dtype["elementType"], version)
         out += b"]"
     elif kind == "map":
         pairs = value.items() if isinstance(value, dict) else value
         out += b"{"
         for key, item in sorted(pairs, key=lambda kv: str(kv[0]).encode()):
-            _encode(out, key, dtype["keyType"])
-            _encode(out, item, dtype["valueType"])
+            _encode(out, key, dtype["keyType"], version)
+            _encode(out, item, dtype["valueType"], version)
         out += b"}"
     elif kind == "struct":
         out += b"("
-        for f in dtype["fields"]:
-            _encode(out, value.get(f["name"]), f["type"])
+        for f in _fields(dtype, version):
+            _encode(out, value.get(f["name"]), f["type"], version)
         out += b")"
     else:  # pragma: no cover - the schema has no other types
         raise ValueError(f"cannot encode a {kind} column")
@@ -106,10 +111,13 @@ def row_hash(row: dict[str, Any], schema: dict[str, Any]) -> str:
         >>> len(row_hash({}, json.loads(delta_schema().to_json())))
         64
     """
+    # A row is hashed with the columns of its own schema version: columns added later (read
+    # back as null from an evolved table) are not part of an older row's hash.
+    version = row.get("schema_version") or 1
     out = bytearray(b"(")
-    for f in schema["fields"]:
+    for f in _fields(schema, version):
         if f["name"] != "row_hash":
-            _encode(out, row.get(f["name"]), f["type"])
+            _encode(out, row.get(f["name"]), f["type"], version)
     out += b")"
     return hashlib.sha256(out).hexdigest()
 

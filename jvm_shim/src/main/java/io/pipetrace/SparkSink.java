@@ -302,6 +302,8 @@ final class SparkSink {
     Dataset<Row> rows = delta ? parsed : withoutCommitted(spark, parsed);
     long count = rows.count();
     var writer = rows.write().format(format).mode(SaveMode.Append)
+        // a table created by an older pipetrace gains the columns added since (additive only)
+        .option("mergeSchema", "true")
         .option("txnAppId", "pipetrace/" + run.runId)
         .option("txnVersion", Long.toString(version));
     if (count > 0 || delta) {

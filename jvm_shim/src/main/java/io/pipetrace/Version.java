@@ -7,7 +7,8 @@ import java.util.Properties;
 final class Version {
   static final String PIPETRACE;
   static final String BUILT_FOR_SPARK;
-  static final int SCHEMA = 1;
+  /** The table's schema version: table.json, the one source both sides read. */
+  static final int SCHEMA = schemaVersion();
 
   static {
     Properties p = new Properties();
@@ -23,4 +24,13 @@ final class Version {
   }
 
   private Version() {}
+
+  private static int schemaVersion() {
+    try (InputStream in = Version.class.getResourceAsStream("/pipetrace/table.json")) {
+      return new com.fasterxml.jackson.databind.ObjectMapper().readTree(in)
+          .get("schema_version").asInt();
+    } catch (Exception e) {
+      throw new IllegalStateException("pipetrace: table.json is missing from the jar", e);
+    }
+  }
 }
