@@ -49,6 +49,7 @@ final class Actions {
       case "isEmpty":
         return "isEmpty";
       case "tail":
+      case "tailToPython":
         return "tail";
       case "command":
         return writes ? "write" : "command";

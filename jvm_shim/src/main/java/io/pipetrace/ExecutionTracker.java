@@ -24,6 +24,7 @@ import org.apache.spark.sql.execution.adaptive.AdaptiveSparkPlanExec;
 import org.apache.spark.sql.execution.adaptive.QueryStageExec;
 import org.apache.spark.sql.execution.exchange.ReusedExchangeExec;
 import org.apache.spark.sql.execution.metric.SQLMetric;
+import org.apache.spark.util.AccumulatorV2;
 import org.apache.spark.sql.execution.ui.SparkListenerDriverAccumUpdates;
 import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd;
 import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart;
@@ -63,7 +64,7 @@ final class ExecutionTracker extends SparkListener {
     final long startMs;
     final String description;
     final long[] rootMetricIds;
-    final Map<Long, Long> metrics = new HashMap<>();
+    final ExecutionMetrics metrics = new ExecutionMetrics();
     final List<Integer> stages = new ArrayList<>();
     final List<StepCapture.Nested> nested = new ArrayList<>();
     boolean isEnded;
@@ -219,9 +220,17 @@ final class ExecutionTracker extends SparkListener {
     return execs.get(nested.rootId);
   }
 
-  /** Metric value of an accumulator in this execution, or null when no task reported it. */
+  /**
+   * Metric value of an accumulator in this execution (each partition of each operator run
+   * counted once, see {@link ExecutionMetrics}), or null when no task reported it.
+   */
   synchronized Long metric(Exec e, long accumulatorId) {
-    return e.metrics.get(accumulatorId);
+    return e.metrics.value(accumulatorId);
+  }
+
+  /** Whether any task or the driver reported this accumulator in this execution. */
+  synchronized boolean reported(Exec e, long accumulatorId) {
+    return e.metrics.reported(accumulatorId);
   }
 
   synchronized void forgetNested(Exec root) {
@@ -260,7 +269,7 @@ final class ExecutionTracker extends SparkListener {
           scala.collection.Iterator<scala.Tuple2<Object, Object>> it = u.accumUpdates().iterator();
           while (it.hasNext()) {
             scala.Tuple2<Object, Object> kv = it.next();
-            e.metrics.put((Long) kv._1(), (Long) kv._2());
+            e.metrics.setDriver((Long) kv._1(), (Long) kv._2());
           }
         }
       }
@@ -348,7 +357,27 @@ final class ExecutionTracker extends SparkListener {
     long started = System.nanoTime();
     try {
       Exec e = stageToExec.get(task.stageId());
-      if (e == null || task.taskInfo() == null) {
+      // A failed or killed task reports no SQL metric values; a second success of the same
+      // partition (speculative copy, resubmitted stage) repeats rows already counted.
+      if (e == null || task.taskInfo() == null || !task.taskInfo().successful()
+          || !e.metrics.firstSuccess(task.stageId(), task.taskInfo().partitionId())) {
+        return;
+      }
+      if (task.taskMetrics() != null) {
+        // The task's own accumulator copies, zeros included: Spark leaves zero updates out of
+        // taskInfo.accumulables, and an operator that produced 0 rows must read 0, not unknown.
+        scala.collection.Iterator<AccumulatorV2<?, ?>> accs =
+            task.taskMetrics().accumulators().iterator();
+        while (accs.hasNext()) {
+          AccumulatorV2<?, ?> acc = accs.next();
+          if (acc instanceof SQLMetric) {
+            SQLMetric m = (SQLMetric) acc;
+            // sum metrics (rows, files) start at 0; size and timing ones mark "no value" as zero
+            if ("sum".equals(m.metricType()) || !m.isZero()) {
+              e.metrics.add(task.stageId(), m.id(), m.value());
+            }
+          }
+        }
         return;
       }
       scala.collection.Iterator<AccumulableInfo> it = task.taskInfo().accumulables().iterator();
@@ -357,7 +386,7 @@ final class ExecutionTracker extends SparkListener {
         // SQL metrics carry metadata "sql"; the rest are task metrics we don't need.
         if (acc.metadata().isDefined() && acc.update().isDefined()
             && acc.update().get() instanceof Long) {
-          e.metrics.merge(acc.id(), (Long) acc.update().get(), Long::sum);
+          e.metrics.add(task.stageId(), acc.id(), (Long) acc.update().get());
         }
       }
     } catch (Throwable t) {

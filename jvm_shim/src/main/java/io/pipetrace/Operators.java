@@ -34,13 +34,10 @@ final class Operators {
     String name;
     String description;
     Long rowsOut;
+    List<Long> rowsIn;       // per child, in child order; null for a leaf
+    String rowsUnknown;      // why rowsOut is null
     final Map<String, Long> metrics = new LinkedHashMap<>();
     String source;
-  }
-
-  /** Where metric values come from: the execution's own updates, else the plan object. */
-  interface Metrics {
-    Long value(SQLMetric metric);
   }
 
   private Operators() {}
@@ -49,7 +46,7 @@ final class Operators {
    * Operators of {@code root} in pre-order, ids from {@code firstId}, the root's parent
    * {@code parentId}. Nodes that only wrap others (AQE, query stages, codegen) are skipped.
    */
-  static List<Op> walk(SparkPlan root, Metrics metrics, Redactor redactor, int firstId,
+  static List<Op> walk(SparkPlan root, OperatorRows rows, Redactor redactor, int firstId,
       Integer parentId, List<String> warnings, Map<SparkPlan, String[]> known) {
     String faulty = Faults.nodeToFail();
     List<Op> ops = new ArrayList<>();
@@ -72,6 +69,9 @@ final class Operators {
         SparkPlan original = ((ReusedExchangeExec) plan).child();
         Integer originalId = seen.get(original);
         op.name = "ReusedExchange";
+        OperatorRows.Known reused = rows.rows(plan);
+        op.rowsOut = reused.rows;
+        op.rowsUnknown = reused.reason;
         op.description = originalId != null ? "ReusedExchange, reuses operator " + originalId
             : "ReusedExchange of " + original.nodeName();
         if (originalId == null) {
@@ -96,7 +96,7 @@ final class Operators {
         }
         op.description = details[0];
         op.source = details[1];
-        fillMetrics(op, plan, metrics);
+        fillMetrics(op, plan, rows);
       } catch (Throwable t) {
         if (op.name == null) {  // nodeName() itself failed: name it after its class
           String cls = plan.getClass().getSimpleName();
@@ -146,15 +146,24 @@ final class Operators {
     return p;
   }
 
-  private static void fillMetrics(Op op, SparkPlan plan, Metrics metrics) {
+  private static void fillMetrics(Op op, SparkPlan plan, OperatorRows rows) {
+    OperatorRows.Known known = rows.rows(plan);
+    op.rowsOut = known.rows;
+    op.rowsUnknown = known.reason;
+    if (!plan.children().isEmpty()) {
+      op.rowsIn = rows.rowsIn(plan);
+    }
+    boolean cut = rows.isCutShort(plan);
     scala.collection.Iterator<scala.Tuple2<String, SQLMetric>> it = plan.metrics().iterator();
     while (it.hasNext()) {
       scala.Tuple2<String, SQLMetric> kv = it.next();
-      Long v = metrics.value(kv._2());
-      if ("numOutputRows".equals(kv._1())) {
-        op.rowsOut = v == null ? 0L : v;
-      } else if (v != null) {
-        op.metrics.put(kv._1(), v);
+      // numOutputRows is rows_out; kept here as Spark reported it only where rows_out cannot
+      // use it (a limit above stopped reading, and Spark counted whole fetched batches).
+      if (!"numOutputRows".equals(kv._1()) || cut) {
+        Long v = rows.metrics().value(kv._2());
+        if (v != null) {
+          op.metrics.put(kv._1(), v);
+        }
       }
     }
   }

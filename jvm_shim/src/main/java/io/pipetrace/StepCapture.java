@@ -11,12 +11,8 @@ import org.apache.spark.SparkContext;
 import org.apache.spark.sql.catalyst.plans.logical.CommandResult;
 import org.apache.spark.sql.catalyst.plans.logical.LocalRelation;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
-import org.apache.spark.sql.execution.CollectLimitExec;
 import org.apache.spark.sql.execution.QueryExecution;
 import org.apache.spark.sql.execution.SparkPlan;
-import org.apache.spark.sql.execution.TakeOrderedAndProjectExec;
-import org.apache.spark.sql.execution.aggregate.BaseAggregateExec;
-import org.apache.spark.sql.execution.exchange.Exchange;
 import org.apache.spark.sql.execution.metric.SQLMetric;
 
 /** Turns one action (funcName, QueryExecution, outcome) into one step: a row of the schema. */
@@ -93,8 +89,9 @@ final class StepCapture {
   /** Operators and written rows of a nested execution, for its root step. */
   Nested nested(QueryExecution qe) {
     LogicalPlan analyzed = qe.analyzed();
-    List<Operators.Op> ops = Operators.walk(qe.executedPlan(), this::metric, redactor, 0, null,
-        warnings, null);
+    SparkPlan executed = qe.executedPlan();
+    List<Operators.Op> ops = Operators.walk(executed, OperatorRows.of(executed, metrics), redactor,
+        0, null, warnings, null);
     return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut,
         Relations.output(analyzed, redactor));
   }
@@ -130,8 +127,10 @@ final class StepCapture {
     PlanText.Text physical = executed == null ? null
         : cache.physical(executed, () -> attempt("physical_plan",
             () -> PlanText.of(executed, max, redactor)));
-    List<Operators.Op> ops = executed == null ? null
-        : attempt("operators", () -> Operators.walk(executed, this::metric, redactor, 0, null,
+    OperatorRows rows = executed == null ? null
+        : attempt("row counts", () -> OperatorRows.of(executed, metrics, action));
+    List<Operators.Op> ops = rows == null ? null
+        : attempt("operators", () -> Operators.walk(executed, rows, redactor, 0, null,
             warnings, cache.operators));
     if (ops == null) {
       ops = new ArrayList<>();
@@ -147,8 +146,13 @@ final class StepCapture {
     }
     final Relations.Rel out = output;
     // A failed action returned nothing; its operators still show how far it got.
-    Long rows = error != null ? null
-        : attempt("rows_out", () -> rowsOut(action, executed, out, nested));
+    OperatorRows.Known result = error != null || rows == null ? null
+        : attempt("rows_out", () -> ActionRows.of(action, executed, analyzed, out != null,
+            nested, rows));
+    if (result != null && result.rows == null && result.reason != null) {
+      warnings.add("rows_out unknown: " + result.reason);
+    }
+    warnUnknownOperators(ops);
 
     long now = System.currentTimeMillis();
     Map<String, Object> row = new LinkedHashMap<>();
@@ -187,7 +191,7 @@ final class StepCapture {
     }
     row.put("output_schema", attempt("output_schema", () -> (out != null && out.query != null
         ? out.query.schema() : analyzed.schema()).toDDL()));
-    row.put("rows_out", rows);
+    row.put("rows_out", result == null ? null : result.rows);
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
     if (cache.logical == null) {
@@ -267,82 +271,40 @@ final class StepCapture {
     return out;
   }
 
-  private Long metric(SQLMetric m) {
-    Long v = exec == null ? null : tracker.metric(exec, m.id());
-    if (v != null) {
-      return v;
-    }
-    // Driver-side metrics (local scans, command results) are not in task updates.
-    long live = m.value();
-    return live > 0 ? live : null;
-  }
-
-  /** Rows the action returned, counted, or wrote. */
-  private Long rowsOut(String action, SparkPlan executed, Relations.Rel output,
-      List<Nested> nested) {
-    if (executed == null) {
-      return null;
-    }
-    SparkPlan root = Operators.unwrap(executed);
-    if (output != null) {
-      Long written = numOutputRows(root);
-      if (written == null) {
-        for (Nested n : nested) {
-          if (n.rowsOut != null) {
-            return n.rowsOut;
-          }
-        }
+  /** This execution's metric values (see {@link ExecutionMetrics}). */
+  private final OperatorRows.Metrics metrics = new OperatorRows.Metrics() {
+    @Override
+    public Long value(SQLMetric m) {
+      if (exec != null && tracker.reported(exec, m.id())) {
+        return tracker.metric(exec, m.id());
       }
-      return written;
+      // Driver-side operators (local scans, command results) are not in task updates; Spark
+      // resets a plan's metrics when an action starts, so the live value is this execution's.
+      long live = m.value();
+      return live > 0 ? live : null;
     }
-    if ("count".equals(action)) {
-      // count() is an aggregate over its input: the counted rows are what feeds the partial agg.
-      SparkPlan p = root;
-      for (int guard = 0; guard < 50 && p != null; guard++) {
-        if ((p instanceof BaseAggregateExec || p instanceof Exchange) && !p.children().isEmpty()) {
-          p = Operators.unwrap(p.children().head());
-        } else {
-          return rowsOf(p);
-        }
-      }
-      return rowsOf(root);
-    }
-    if (root instanceof CollectLimitExec) {
-      CollectLimitExec limit = (CollectLimitExec) root;
-      Long child = rowsOf(Operators.unwrap(limit.child()));
-      return child == null ? null : Math.max(0, Math.min(limit.limit(), child - limit.offset()));
-    }
-    if (root instanceof TakeOrderedAndProjectExec) {
-      TakeOrderedAndProjectExec top = (TakeOrderedAndProjectExec) root;
-      Long child = rowsOf(Operators.unwrap(top.child()));
-      return child == null ? null : Math.min(top.limit(), child);
-    }
-    return rowsOf(root);
-  }
 
-  /**
-   * Rows produced by {@code plan}: its numOutputRows, or, for operators Spark doesn't count
-   * (Project, Sort, Window...: they keep the row count), that of their single child.
-   */
-  private Long rowsOf(SparkPlan plan) {
-    SparkPlan p = plan;
-    for (int guard = 0; guard < 100 && p != null; guard++) {
-      Long rows = numOutputRows(p);
-      if (rows != null || p.children().size() != 1) {
-        return rows;
+    @Override
+    public String whyMissing(SQLMetric m) {
+      if (exec != null && tracker.reported(exec, m.id())) {
+        return ExecutionMetrics.AMBIGUOUS;
       }
-      p = Operators.unwrap(p.children().head());
+      return "not run in this execution: no task reported it (its stage was skipped, e.g. shuffle"
+          + " output reused from an earlier action)";
     }
-    return null;
-  }
+  };
 
-  private Long numOutputRows(SparkPlan p) {
-    scala.Option<SQLMetric> m = p.metrics().get("numOutputRows");
-    if (!m.isDefined()) {
-      return null;
+  /** One warning per reason, naming the operators whose rows are unknown for it. */
+  private void warnUnknownOperators(List<Operators.Op> ops) {
+    Map<String, List<Integer>> byReason = new LinkedHashMap<>();
+    for (Operators.Op op : ops) {
+      if (op.rowsOut == null && op.rowsUnknown != null) {
+        byReason.computeIfAbsent(op.rowsUnknown, r -> new ArrayList<>()).add(op.id);
+      }
     }
-    Long v = metric(m.get());
-    return v == null ? 0L : v;
+    for (Map.Entry<String, List<Integer>> e : byReason.entrySet()) {
+      warnings.add("rows unknown for operators " + e.getValue() + ": " + e.getKey());
+    }
   }
 
   private List<Map<String, Object>> inputs(LogicalPlan analyzed, PlanCache cache) {
@@ -382,6 +344,7 @@ final class StepCapture {
       m.put("name", op.name);
       m.put("description", op.description);
       m.put("rows_out", op.rowsOut);
+      m.put("rows_in", op.rowsIn);
       m.put("metrics", op.metrics);
       m.put("source", op.source);
       out.add(m);
