@@ -22,21 +22,26 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
+from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter, ingest
 from pipetrace.locations import resolve_spool, resolve_table
+from pipetrace.resume import resume_point
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 
 # The runner is its own process (the script and its driver run in a child), so a short period
 # costs the job nothing but a directory listing when nothing was sealed.
 _COMMIT_EVERY_S = 1.0
+_DRIVER_EXIT_S = 60.0
 _LISTENERS = "spark.sql.queryExecutionListeners"
 _CLASSPATH = "spark.driver.extraClassPath"
 
@@ -81,7 +86,8 @@ def _merge_conf(tokens: list[str], key: str, value: str, sep: str) -> bool:
     return False
 
 
-def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, table: str) -> str:
+def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, table: str,
+                resume: tuple[int, str | None] = (0, None)) -> str:
     """``PYSPARK_SUBMIT_ARGS`` that turn capture on, keeping the user's own arguments.
 
     A user's driver classpath or listeners are extended, not replaced; exactly one trailing
@@ -116,6 +122,10 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
         "--conf", f"spark.pipetrace.spool={spool}",
         "--conf", f"spark.pipetrace.table={table}",
     ]
+    if resume[0] > 0:  # a reused run id continues after its last recorded step
+        ours += ["--conf", f"spark.pipetrace.resume_seq={resume[0]}"]
+        if resume[1]:
+            ours += ["--conf", f"spark.pipetrace.resume_hash={resume[1]}"]
     return shlex.join([*tokens, *ours, "pyspark-shell"])
 
 
@@ -133,6 +143,19 @@ def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id
                 log.warning("pipetrace: cannot commit run %s to %s yet (%s); its steps stay in "
                             "the spool, see `pipetrace status`", run_id, table, exc)
                 warned = True
+
+
+def _wait_for_driver(run_dir: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not sp.writer_alive(run_dir):
+                return
+        except PipetraceError:
+            return
+        time.sleep(0.05)  # polling a file lock the driver releases when its JVM exits
+    log.warning("pipetrace: the driver of %s still holds its spool after %.0f s; its last steps "
+                "are committed by the next `pipetrace ingest`", run_dir.name, timeout)
 
 
 def _require_java() -> None:
@@ -185,13 +208,16 @@ def run_script(
     if spark_version:
         check_jar(jar, spark_version)
     table_uri = resolve_table(table)
+    check_location(table_uri)
     spool = resolve_spool(None)
     rid = run_id or new_run_id()
     if "/" in rid or rid.startswith(".") or not rid.strip():
         raise ConfigError(f"invalid run id {rid!r}: use letters, digits, '-' and '_'")
+    resume = resume_point(rid, table=table_uri, spool=spool) if run_id else (0, None)
     child_env = dict(os.environ)
     child_env["PYSPARK_SUBMIT_ARGS"] = submit_args(
-        child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri)
+        child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri,
+        resume=resume)
 
     reports: list[IngestResult] = []
     stop = threading.Event()
@@ -207,6 +233,11 @@ def run_script(
     finally:
         stop.set()
         committer.join()
+    # The script's Python process exits before its driver JVM has finished: the JVM notices
+    # the closed gateway, then drains Spark's listener bus and seals the last steps. The final
+    # commit must wait for that (the JVM holds the run's writer lock until it is done), or the
+    # steps of the last actions stay behind in the spool.
+    _wait_for_driver(spool / rid, _DRIVER_EXIT_S)
     commit_error = None
     try:
         reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))

@@ -22,9 +22,20 @@ final class Actions {
     return m.matches() ? new String[] {m.group(1), m.group(2)} : null;
   }
 
-  static String normalize(String funcName, String description, boolean writes) {
+  /**
+   * The action's name from Spark's funcName, refined by the Python function in the call site
+   * where Spark recorded one. PySpark sets no call site for actions run from other Python
+   * threads; there a collect of a plan whose root is a limit is take() (PySpark's take(n),
+   * first() and head(n) are limit(n).collect()), never a guess from another thread's call site.
+   */
+  static String normalize(String funcName, String description, boolean writes,
+      boolean limitAtRoot) {
     String[] py = pythonCallSite(description);
     String pyFunc = py == null ? null : py[0];
+    if (py == null && limitAtRoot && funcName.startsWith("collect")
+        && !"collectAsArrowToPython".equals(funcName)) {
+      return "take";
+    }
     switch (funcName) {
       case "count":
         return "count";

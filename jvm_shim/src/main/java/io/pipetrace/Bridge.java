@@ -72,7 +72,12 @@ public final class Bridge {
     }
   }
 
-  /** Stop capturing on this session, flush, and release the run's spool. */
+  /**
+   * Stop capturing on this session, flush, and release the run's spool. Every action that
+   * started before this call is captured first: those already finished (their end events may
+   * still be queued) and those still running on other threads, up to the timeout. Actions still
+   * running then are counted as dropped and reported, never lost silently.
+   */
   public String detach(SparkSession session, long timeoutMs) {
     try {
       PipetraceListener listener = ATTACHED.remove(session);
@@ -80,18 +85,51 @@ public final class Bridge {
         return "{\"detached\": false}";
       }
       long started = System.currentTimeMillis();
+      long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+      Run run = listener.run();
+      // The listener stays registered until the queue holds nothing of ours: taking it off
+      // first lost the step of an action whose end event was still queued.
+      int running = drain(session, listener, started, deadline);
       session.listenerManager().unregister(listener);
-      String flushed = flush(session, listener.run().runId, timeoutMs);
       listener.detach();
-      listener.run().close();
+      for (ExecutionTracker.Deferred d : listener.tracker().takeDeferred(listener)) {
+        listener.capture(d.funcName, d.qe, d.durationNs, d.error, null);
+      }
+      if (running > 0) {
+        run.dropped.addAndGet(running);
+        Log.warnOnce("detach-running-" + run.runId, "pipetrace: " + running + " action(s) of run "
+            + run.runId + " were still running when detach() timed out; they are not captured");
+      }
+      String flushed = flush(session, run.runId, Math.max(1, remainingMs(deadline)));
+      run.close();
       // Whatever the flush left of the caller's timeout bounds the last commit's retries.
-      SparkSink.stop(listener.run().runId,
-          timeoutMs - (System.currentTimeMillis() - started));
+      SparkSink.stop(run.runId, timeoutMs - (System.currentTimeMillis() - started));
       ExecutionTracker.release(listener.tracker());
       return flushed;
     } catch (Throwable t) {
       return error(t);
     }
+  }
+
+  /** Deliver queued events, then wait for actions started before {@code cutoffMs} to end. */
+  private static int drain(SparkSession session, PipetraceListener listener, long cutoffMs,
+      long deadline) throws InterruptedException {
+    waitForBus(session, deadline);
+    int running = listener.tracker().awaitEnded(cutoffMs, deadline);
+    waitForBus(session, deadline);  // their end events reach the listener
+    return running;
+  }
+
+  private static void waitForBus(SparkSession session, long deadline) {
+    try {
+      session.sparkContext().listenerBus().waitUntilEmpty(Math.max(1, remainingMs(deadline)));
+    } catch (TimeoutException e) {
+      // reported by the flush that follows
+    }
+  }
+
+  private static long remainingMs(long deadlineNs) {
+    return (deadlineNs - System.nanoTime()) / 1_000_000L;
   }
 
   /**
@@ -182,6 +220,10 @@ public final class Bridge {
     SparkSink sink = SparkSink.get(run.runId);
     m.put("writer", sink != null ? "spark" : SparkSink.choose(run.settings, null));
     m.put("format", run.settings.format);
+    m.put("mask_literals", run.settings.maskLiterals);
+    m.put("tags", run.settings.tags);
+    m.put("plan_max_chars", run.settings.planMaxChars);
+    m.put("max_operators", run.settings.maxOperators);
     m.put("already_attached", already);
     m.put("pipetrace_version", Version.PIPETRACE);
     m.put("built_for_spark", Version.BUILT_FOR_SPARK);

@@ -69,6 +69,10 @@ final class ExecutionTracker extends SparkListener {
     final List<StepCapture.Nested> nested = new ArrayList<>();
     boolean isEnded;
     boolean claimed;
+    // The QueryExecution its end event carried: pairs the execution with its callback exactly,
+    // also when several threads run the same DataFrame at once. Weak: unclaimed ends of
+    // sessions pipetrace does not capture must not keep plans alive.
+    java.lang.ref.WeakReference<QueryExecution> endedQe;
 
     Exec(long id, long rootId, UUID queryId, long startMs, String description,
         long[] rootMetricIds) {
@@ -115,6 +119,96 @@ final class ExecutionTracker extends SparkListener {
   /** Listener-thread time used by the tracker so far (JVM-wide, cumulative). */
   static Map<String, Object> busTime() {
     return BUS_TIME.snapshot();
+  }
+
+  /** A callback that came before the tracker saw its execution's end event. */
+  static final class Deferred {
+    final PipetraceListener listener;
+    final String funcName;
+    final QueryExecution qe;
+    final long durationNs;
+    final Throwable error;
+
+    Deferred(PipetraceListener listener, String funcName, QueryExecution qe, long durationNs,
+        Throwable error) {
+      this.listener = listener;
+      this.funcName = funcName;
+      this.qe = qe;
+      this.durationNs = durationNs;
+      this.error = error;
+    }
+  }
+
+  private final List<Deferred> deferred = new ArrayList<>();
+
+  /**
+   * The execution whose end event carried this very QueryExecution and is not claimed yet.
+   * Spark delivers one end event to every listener of the queue in turn, so when the tracker
+   * comes first the callback that follows belongs to the end it just saw: exact, whichever
+   * thread ran the action and however often the DataFrame is re-run.
+   */
+  synchronized Exec claimEnded(QueryExecution qe) {
+    Exec match = null;
+    for (Exec e : execs.values()) {
+      if (!e.claimed && e.endedQe != null && e.endedQe.get() == qe) {
+        match = e;  // the latest such end: the one being delivered now
+      }
+    }
+    if (match != null) {
+      match.claimed = true;
+      match.endedQe = null;
+      if (!match.isNested()) {
+        forget(match);
+      }
+    }
+    return match;
+  }
+
+  /**
+   * Keep a callback until the tracker sees the end event that carries its QueryExecution (the
+   * callback came first: its bus was registered before the tracker). False when no running
+   * execution can be the callback's, so it is captured at once without execution facts.
+   */
+  synchronized boolean defer(Deferred d) {
+    if (claimCandidate(d.qe) == null) {
+      return false;
+    }
+    deferred.add(d);
+    return true;
+  }
+
+  /** This listener's callbacks still waiting for their end event (none, normally). */
+  synchronized List<Deferred> takeDeferred(PipetraceListener listener) {
+    List<Deferred> out = new ArrayList<>();
+    for (Iterator<Deferred> it = deferred.iterator(); it.hasNext(); ) {
+      Deferred d = it.next();
+      if (d.listener == listener) {
+        out.add(d);
+        it.remove();
+      }
+    }
+    return out;
+  }
+
+  /** A running (not yet ended) execution that may be this QueryExecution's, or null. */
+  private Exec claimCandidate(QueryExecution qe) {
+    UUID queryId = qe.queryId();
+    long metricId = -2;
+    for (Exec e : execs.values()) {
+      if (e.claimed || e.isEnded) {
+        continue;
+      }
+      if (queryId.equals(e.queryId)) {
+        return e;
+      }
+      if (metricId == -2) {
+        metricId = rootMetricId(qe);
+      }
+      if (metricId >= 0 && contains(e.rootMetricIds, metricId)) {
+        return e;
+      }
+    }
+    return null;
   }
 
   /**
@@ -262,6 +356,7 @@ final class ExecutionTracker extends SparkListener {
         onStart((SparkListenerSQLExecutionStart) event);
       } else if (event instanceof SparkListenerSQLExecutionEnd) {
         onEnd((SparkListenerSQLExecutionEnd) event);
+        notifyAll();  // a detach may be waiting for running actions to end
       } else if (event instanceof SparkListenerDriverAccumUpdates) {
         SparkListenerDriverAccumUpdates u = (SparkListenerDriverAccumUpdates) event;
         Exec e = execs.get(u.executionId());
@@ -302,6 +397,24 @@ final class ExecutionTracker extends SparkListener {
     if (e == null) {
       return;
     }
+    QueryExecution qe = endQe(end);
+    if (qe != null && !e.claimed) {
+      for (Iterator<Deferred> it = deferred.iterator(); it.hasNext(); ) {
+        Deferred d = it.next();
+        if (d.qe == qe) {
+          it.remove();
+          e.claimed = true;
+          e.stages.forEach(stageToExec::remove);
+          e.stages.clear();
+          d.listener.capture(d.funcName, d.qe, d.durationNs, d.error, e);
+          if (!e.isNested()) {
+            forget(e);
+          }
+          return;
+        }
+      }
+      e.endedQe = new java.lang.ref.WeakReference<>(qe);
+    }
     e.stages.forEach(stageToExec::remove);
     e.stages.clear();
     if (e.claimed) {
@@ -322,6 +435,34 @@ final class ExecutionTracker extends SparkListener {
           ended--;
         }
       }
+    }
+  }
+
+  private static QueryExecution endQe(SparkListenerSQLExecutionEnd end) {
+    try {
+      return end.qe();
+    } catch (Throwable t) {
+      return null;  // a Spark without the field: callbacks fall back to claim()
+    }
+  }
+
+  /**
+   * Wait until every root execution that started at or before {@code cutoffMs} has ended, or
+   * until {@code deadlineNs}; returns how many are still running.
+   */
+  synchronized int awaitEnded(long cutoffMs, long deadlineNs) throws InterruptedException {
+    while (true) {
+      int running = 0;
+      for (Exec e : execs.values()) {
+        if (!e.isEnded && !e.claimed && !e.isNested() && e.startMs <= cutoffMs) {
+          running++;
+        }
+      }
+      long left = deadlineNs - System.nanoTime();
+      if (running == 0 || left <= 0) {
+        return running;
+      }
+      wait(Math.max(1, left / 1_000_000));
     }
   }
 

@@ -96,13 +96,40 @@ public class PipetraceListener implements QueryExecutionListener {
   }
 
   private void handle(String funcName, QueryExecution qe, long durationNs, Throwable error) {
+    try {
+      if (run == null || detached || Internal.isInternal(qe.sparkSession())) {
+        return;
+      }
+      if (run.isClosed()) {
+        // e.g. the JVM is shutting down while actions are still reported: say so, don't hide it
+        run.dropped.incrementAndGet();
+        Log.warnOnce("closed-" + run.runId, "pipetrace: run " + run.runId + " was already closed"
+            + " when a " + funcName + " action was reported; the step is counted as dropped");
+        return;
+      }
+      ExecutionTracker.Exec exec = tracker.claimEnded(qe);
+      if (exec == null) {
+        // Our callback came before the tracker saw this execution's end: capture when it does
+        // (the same end event, next in the queue), so the step gets its own execution's facts.
+        if (tracker.defer(new ExecutionTracker.Deferred(this, funcName, qe, durationNs, error))) {
+          return;
+        }
+        exec = tracker.claim(qe);
+      }
+      capture(funcName, qe, durationNs, error, exec);
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName
+          + " action; the job is not affected", t);
+    }
+  }
+
+  /** Turn one action and its execution's facts into a step (or a nested part of one). */
+  void capture(String funcName, QueryExecution qe, long durationNs, Throwable error,
+      ExecutionTracker.Exec exec) {
     // Timed so Bridge.status can report the per-step cost on the listener thread (benchmarks).
     long started = System.nanoTime();
     try {
-      if (run == null || detached || run.isClosed() || Internal.isInternal(qe.sparkSession())) {
-        return;
-      }
-      ExecutionTracker.Exec exec = tracker.claim(qe);
       StepCapture capture = new StepCapture(run, redactor(qe), tracker, exec);
       if (exec != null && exec.isNested()) {
         // e.g. the insert inside saveAsTable: part of its root's step, not a step of its own.
@@ -129,9 +156,7 @@ public class PipetraceListener implements QueryExecutionListener {
       Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName
           + " action; the job is not affected", t);
     } finally {
-      if (run != null) {
-        run.timings.record(System.nanoTime() - started);
-      }
+      run.timings.record(System.nanoTime() - started);
     }
   }
 

@@ -80,6 +80,7 @@ final class RowRules {
       RowRules::reused,
       RowRules::localTable,
       RowRules::counted,
+      RowRules::python,
       RowRules::union,
       RowRules::shuffleRead,
       RowRules::sameAsInput);
@@ -197,6 +198,14 @@ final class RowRules {
   /** Operators that count their output: Spark's numOutputRows for this execution. */
   private static OperatorRows.Known counted(SparkPlan p, OperatorRows ctx) {
     return ctx.metric(p, "numOutputRows");
+  }
+
+  /**
+   * Python operators (mapInPandas, applyInPandas, UDFs) count the rows their Python workers
+   * handed back: those are the rows they emit.
+   */
+  private static OperatorRows.Known python(SparkPlan p, OperatorRows ctx) {
+    return ctx.metric(p, "pythonNumRowsReceived");
   }
 
   /** A union emits all rows of all of its inputs. */

@@ -119,7 +119,8 @@ final class StepCapture {
       }
     }
     String description = exec == null ? null : exec.description;
-    String action = Actions.normalize(funcName, description, output != null);
+    String action = Actions.normalize(funcName, description, output != null,
+        analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);
     int max = run.settings.planMaxChars;
     PlanCache cache = PlanCache.of(qe, max, redactor);
     SparkPlan executed = attempt("physical plan", qe::executedPlan);
