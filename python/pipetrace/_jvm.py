@@ -116,6 +116,13 @@ def _check_session(spark: Any) -> None:
                        f"Spark {spark.version}. Install a Spark 4 runtime (pyspark>=4,<5).")
 
 
+# The Bridge class loaded into each driver JVM (by the gateway's id). A new SparkSession after
+# spark.stop() comes with a new jar class loader: loading the jar again there gives a second
+# class of the same name, and Py4J, which caches methods by class name, then calls the first
+# class's methods on the second's object ("object is not an instance of declaring class").
+_LOADED: dict[int, Any] = {}
+
+
 class JvmBridge:
     """The session's ``io.pipetrace.Bridge``, loaded into the running driver if needed."""
 
@@ -137,22 +144,28 @@ class JvmBridge:
         gateway = spark.sparkContext._gateway
         if jar_path().is_file():  # before anything reaches the driver
             check_jar(jar_path(), str(spark.version))
+        cls = _LOADED.get(id(gateway))
+        if cls is None:
+            cls = self._load_class(jvm)
+            _LOADED[id(gateway)] = cls
+        no_types = gateway.new_array(jvm.java.lang.Class, 0)
+        no_args = gateway.new_array(jvm.java.lang.Object, 0)
+        return cls.getDeclaredConstructor(no_types).newInstance(no_args)
+
+    def _load_class(self, jvm: Any) -> Any:
         # The session's jar class loader takes new jars at runtime: no restart, and the class
         # is found from the driver classpath first when a cluster already ships the jar.
         loader = self._jss.sharedState().jarClassLoader()
         try:
-            cls = jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
+            return jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
         except Exception:  # noqa: BLE001 - Py4JJavaError(ClassNotFoundException)
             loader.addURL(jvm.java.io.File(str(_require_jar())).toURI().toURL())
             try:
-                cls = jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
+                return jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
             except Exception as exc:
                 raise JvmError(f"the driver JVM cannot load {BRIDGE_CLASS} from "
                                f"{jar_path()}: {exc}; reinstall pipetrace with "
                                "`pip install .`") from exc
-        no_types = gateway.new_array(jvm.java.lang.Class, 0)
-        no_args = gateway.new_array(jvm.java.lang.Object, 0)
-        return cls.getDeclaredConstructor(no_types).newInstance(no_args)
 
     @staticmethod
     def _answer(raw: str) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipetrace import spool as sp
-from pipetrace.errors import PipetraceError, SpoolError, TableError
+from pipetrace.errors import ConfigError, PipetraceError, SpoolError, TableError
+from pipetrace.guard import check_location
 from pipetrace.locations import is_local, normalize_table, resolve_spool, resolve_table
 from pipetrace.schema import (
     SCHEMA_VERSION,
@@ -106,6 +107,10 @@ def ensure_table(table: str) -> DeltaTable:
         >>> ensure_table("/tmp/pipeline_steps").metadata().name  # doctest: +SKIP
         'pipeline_steps'
     """
+    try:
+        check_location(table)  # never a folder or Delta table of someone else's data
+    except ConfigError as exc:
+        raise TableError(str(exc)) from None
     try:
         return DeltaTable(table)
     except TableNotFoundError:

@@ -30,11 +30,13 @@ import pandas as pd
 import pyarrow.pandas_compat  # noqa: F401
 
 from pipetrace._jvm import JvmBridge
-from pipetrace.errors import PipetraceError
+from pipetrace.errors import ConfigError, PipetraceError
+from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.query import steps as query_steps
 from pipetrace.recover import recover
+from pipetrace.resume import resume_point
 from pipetrace.runner import new_run_id
 
 __all__ = ["FlushResult", "Handle", "attach"]
@@ -243,6 +245,44 @@ class Handle:
                         result.error or "timed out", self.spool, self.table)
 
 
+def _refuse_other_settings(info: dict[str, Any], *, table: str | None, resolved_table: str,
+                           run_id: str | None, tags: dict[str, str] | None,
+                           mask_literals: bool, plan_max_chars: int | None,
+                           max_operators: int | None, writer: str,
+                           format: str | None) -> None:  # noqa: A002 - the setting's name
+    """The session is already captured: a call asking for something else must not silently
+    get the first capture (a user asking for literal masking would not get it)."""
+    asked = {
+        "table": resolved_table if table is not None else None,
+        "run_id": run_id,
+        "tags": tags,
+        "mask_literals": True if mask_literals else None,
+        "plan_max_chars": plan_max_chars,
+        "max_operators": max_operators,
+        "writer": writer if writer != "auto" else None,
+        "format": format,
+    }
+    current = {**info, "writer": info.get("writer")}
+    different = {k: v for k, v in asked.items() if v is not None and current.get(k) != v}
+    if not different:
+        return
+    now = ", ".join(f"{k}={current.get(k)!r}" for k in different)
+    want = ", ".join(f"{k}={v!r}" for k, v in different.items())
+    if info.get("mode") == "conf":
+        # Cluster-level capture (init script, spark.sql.queryExecutionListeners) governs the
+        # session; a notebook's attach() must not break the notebook over it.
+        log.warning("pipetrace: this session is captured by the cluster's configuration (run "
+                    "%s with %s); attach() asked for %s, which does not apply. Change the "
+                    "cluster's spark.pipetrace.* settings instead", info["run_id"], now, want)
+        return
+    if different:
+        raise ConfigError(
+            f"this session is already captured by run {info['run_id']} with {now}; attach() "
+            f"was asked for {want}. Call detach() on the first capture (or use it as a "
+            "context manager) before attaching with other settings; attach() with the same "
+            "settings returns the running capture")
+
+
 def attach(
     spark: Any,
     *,
@@ -297,19 +337,31 @@ def attach(
         raise PipetraceError(f"writer={writer!r}: use 'auto', 'spark', 'delta-rs' or 'spool'")
     # Bad input fails before the driver is touched.
     resolved_table = resolve_table(table, allow_names=writer in ("auto", "spark"))
+    check_location(resolved_table)
+    resolved_spool = resolve_spool(spool)
     bridge = JvmBridge(spark)
+    # A run id given again continues its run: numbered after its last recorded step.
+    resume_seq, resume_hash = (resume_point(run_id, table=resolved_table, spool=resolved_spool)
+                               if run_id else (0, None))
     settings = {
         "writer": writer,
         "format": format,
         "table": resolved_table,
-        "spool": str(resolve_spool(spool)),
+        "spool": str(resolved_spool),
         "run_id": run_id or new_run_id(),
         "tags": tags or {},
         "plan_max_chars": plan_max_chars,
         "max_operators": max_operators,
         "mask_literals": mask_literals,
+        "resume_seq": resume_seq or None,
+        "resume_hash": resume_hash,
     }
     info = bridge.attach(settings)
+    if info.get("already_attached"):
+        _refuse_other_settings(info, table=table, resolved_table=resolved_table, run_id=run_id,
+                               tags=tags, mask_literals=mask_literals,
+                               plan_max_chars=plan_max_chars, max_operators=max_operators,
+                               writer=writer, format=format)
     app = str(spark.sparkContext.applicationId)
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:

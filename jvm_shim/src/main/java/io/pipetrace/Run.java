@@ -22,12 +22,17 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  */
 final class Run {
   private static final Map<String, Run> RUNS = new ConcurrentHashMap<>();
+  // Last seq and row_hash of every run this JVM appended to, kept after the run closes: a new
+  // SparkSession in the same process (spark.stop() then getOrCreate) continues the run's
+  // numbering and chain instead of starting again at seq 1.
+  private static final Map<String, Object[]> LAST = new ConcurrentHashMap<>();
   // Timestamps stay Instants until here, so the row hash needs no parsing; JSON gets ISO-8601.
   private static final ObjectMapper JSON = new ObjectMapper().registerModule(
       new com.fasterxml.jackson.databind.module.SimpleModule().addSerializer(
           java.time.Instant.class, com.fasterxml.jackson.databind.ser.std.ToStringSerializer.instance));
   private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss");
   private static ScheduledExecutorService sealer;
+  private static final int SHUTDOWN_PRIORITY = 40;
 
   final String runId;
   final Settings settings;
@@ -45,6 +50,14 @@ final class Run {
     this.settings = settings;
     this.spool = new Spool(settings.spool, runId, settings.table, appId,
         settings.segmentMaxSteps, settings.segmentMaxAgeMs);
+    Object[] last = LAST.get(runId);
+    if (last != null && (Long) last[0] >= settings.resumeSeq) {
+      seq.set((Long) last[0]);
+      prevHash = (String) last[1];
+    } else if (settings.resumeSeq > 0) {
+      seq.set(settings.resumeSeq);
+      prevHash = settings.resumeHash;
+    }
   }
 
   /** The run with this id (settings.runId, or a new id), created on first use. */
@@ -85,15 +98,20 @@ final class Run {
    * counts a drop and never throws.
    */
   synchronized void appendStep(Map<String, Object> row) {
+    long number = seq.get() + 1;
     try {
-      row.put("seq", seq.incrementAndGet());
+      row.put("seq", number);
       row.put("prev_hash", prevHash);
       String hash = Canonical.rowHash(row);
       row.put("row_hash", hash);
       spool.append(JSON.writeValueAsBytes(row));
+      seq.set(number);
       prevHash = hash;
+      LAST.put(runId, new Object[] {number, hash});
       captured.incrementAndGet();
     } catch (Throwable t) {
+      // The number is not used: the run's seq stays gapless; the drop is counted and reported
+      // (status, flush, detach, the run summary).
       dropped.incrementAndGet();
       Log.warnOnce("spool-append-" + runId, "pipetrace: cannot write to the spool " + dir()
           + " (" + t + "); steps of run " + runId + " are being dropped. Check that the "
@@ -151,6 +169,16 @@ final class Run {
         }
       }
     }, 100, 100, TimeUnit.MILLISECONDS);
-    Runtime.getRuntime().addShutdownHook(new Thread(Run::closeAll, "pipetrace-shutdown"));
+    // After SparkContext's own hook (priority 50), which drains the listener bus: closing the
+    // runs earlier, in a plain JVM hook racing Spark's, lost the steps of the last actions of
+    // a script that exits without spark.stop().
+    org.apache.spark.util.ShutdownHookManager.addShutdownHook(SHUTDOWN_PRIORITY,
+        new scala.runtime.AbstractFunction0<scala.runtime.BoxedUnit>() {
+          @Override
+          public scala.runtime.BoxedUnit apply() {
+            closeAll();
+            return scala.runtime.BoxedUnit.UNIT;
+          }
+        });
   }
 }

@@ -18,7 +18,8 @@ final class Settings {
   static final String PREFIX = "spark.pipetrace.";
   static final String[] KNOWN = {
       "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators",
-      "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format"};
+      "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format",
+      "resume_seq", "resume_hash"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
   final Path spool;             // spool root; a run writes to spool/run_id
@@ -32,6 +33,8 @@ final class Settings {
   final long segmentMaxAgeMs;   // ... or when its first step is this old
   final String writer;          // auto | spark | delta-rs | spool (see SparkSink.choose)
   final String format;          // table format of Spark's writer: delta (default), parquet, json...
+  final long resumeSeq;         // a reused run id: the last seq already recorded (0: none)
+  final String resumeHash;      // ... and that step's row_hash, to chain the next one to
 
   private Settings(Map<String, String> raw) {
     warnUnknown(raw.keySet());
@@ -50,6 +53,8 @@ final class Settings {
     writer = w == null ? "auto" : w.toLowerCase(java.util.Locale.ROOT);
     String f = blankToNull(raw.get("format"));
     format = f == null ? "delta" : f.toLowerCase(java.util.Locale.ROOT);
+    resumeSeq = parseLong(raw, "resume_seq", 0, 0, Long.MAX_VALUE);
+    resumeHash = blankToNull(raw.get("resume_hash"));
   }
 
   /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */
