@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipetrace.keys import mac
 from pipetrace.locations import resolve_table
 from pipetrace.query import sql
 from pipetrace.schema import delta_schema
@@ -101,15 +102,17 @@ def _encode(out: bytearray, value: Any, dtype: Any, version: int) -> None:
         raise ValueError(f"cannot encode a {kind} column")
 
 
-def row_hash(row: dict[str, Any], schema: dict[str, Any]) -> str:
-    """SHA-256 hex of a row's canonical encoding (every column but ``row_hash``).
+def row_hash(row: dict[str, Any], schema: dict[str, Any], key: bytes | None = None) -> str:
+    """Hex hash of a row's canonical encoding (every column but ``row_hash``): HMAC-SHA256
+    under ``key`` (the run's key, see :mod:`pipetrace.keys`), or plain SHA-256 without one.
 
     Example::
 
         >>> from pipetrace.schema import delta_schema
         >>> import json
-        >>> len(row_hash({}, json.loads(delta_schema().to_json())))
-        64
+        >>> schema = json.loads(delta_schema().to_json())
+        >>> row_hash({}, schema) != row_hash({}, schema, b"0123456789abcdef")
+        True
     """
     # A row is hashed with the columns of its own schema version: columns added later (read
     # back as null from an evolved table) are not part of an older row's hash.
@@ -119,7 +122,7 @@ def row_hash(row: dict[str, Any], schema: dict[str, Any]) -> str:
         if f["name"] != "row_hash":
             _encode(out, row.get(f["name"]), f["type"], version)
     out += b")"
-    return hashlib.sha256(out).hexdigest()
+    return mac(key, bytes(out)) if key is not None else hashlib.sha256(out).hexdigest()
 
 
 def _check_run(run_id: str, rows: list[dict[str, Any]], schema: dict[str, Any]) -> Break | None:

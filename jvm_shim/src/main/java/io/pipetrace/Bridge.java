@@ -134,6 +134,7 @@ public final class Bridge {
       m.put("dropped", run.dropped.get());
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
+      m.put("key_id", run.keyId());
       SparkSink sink = SparkSink.get(run.runId);
       if (sink != null) {
         m.putAll(sink.stats());
@@ -182,6 +183,7 @@ public final class Bridge {
     SparkSink sink = SparkSink.get(run.runId);
     m.put("writer", sink != null ? "spark" : SparkSink.choose(run.settings, null));
     m.put("format", run.settings.format);
+    m.put("key_id", run.keyId());
     m.put("already_attached", already);
     m.put("pipetrace_version", Version.PIPETRACE);
     m.put("built_for_spark", Version.BUILT_FOR_SPARK);

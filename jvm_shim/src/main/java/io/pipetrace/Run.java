@@ -37,13 +37,15 @@ final class Run {
   final AtomicLong dropped = new AtomicLong();
   final AtomicLong skipped = new AtomicLong();
   final Timings timings = new Timings();   // listener time per callback of this run
+  final HmacKey key;                       // null: row hashes are plain SHA-256
   private volatile boolean closed;
   private String prevHash;  // row_hash of the last step appended (guarded by this)
 
   private Run(String runId, Settings settings, String appId) throws IOException {
     this.runId = runId;
     this.settings = settings;
-    this.spool = new Spool(settings.spool, runId, settings.table, appId,
+    this.key = HmacKey.resolve(settings);
+    this.spool = new Spool(settings.spool, runId, settings.table, appId, keyId(),
         settings.segmentMaxSteps, settings.segmentMaxAgeMs);
   }
 
@@ -79,6 +81,11 @@ final class Run {
     return closed;
   }
 
+  /** Id of the run's row-hash key (see HmacKey), or null when its rows are hashed unkeyed. */
+  String keyId() {
+    return key != null ? key.id : null;
+  }
+
   /**
    * Number the step, chain it to the previous one (prev_hash, row_hash: tamper evidence that
    * `pipetrace verify` checks) and append it to the spool, all in one order. A failing spool
@@ -88,7 +95,7 @@ final class Run {
     try {
       row.put("seq", seq.incrementAndGet());
       row.put("prev_hash", prevHash);
-      String hash = Canonical.rowHash(row);
+      String hash = Canonical.rowHash(row, key);
       row.put("row_hash", hash);
       spool.append(JSON.writeValueAsBytes(row));
       prevHash = hash;

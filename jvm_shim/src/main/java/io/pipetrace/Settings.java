@@ -18,7 +18,8 @@ final class Settings {
   static final String PREFIX = "spark.pipetrace.";
   static final String[] KNOWN = {
       "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators",
-      "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format"};
+      "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format",
+      "hmac_key_file"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
   final Path spool;             // spool root; a run writes to spool/run_id
@@ -32,6 +33,7 @@ final class Settings {
   final long segmentMaxAgeMs;   // ... or when its first step is this old
   final String writer;          // auto | spark | delta-rs | spool (see SparkSink.choose)
   final String format;          // table format of Spark's writer: delta (default), parquet, json...
+  final String hmacKeyFile;     // file holding the row-hash key; null = $PIPETRACE_HMAC_KEY or none
 
   private Settings(Map<String, String> raw) {
     warnUnknown(raw.keySet());
@@ -50,6 +52,7 @@ final class Settings {
     writer = w == null ? "auto" : w.toLowerCase(java.util.Locale.ROOT);
     String f = blankToNull(raw.get("format"));
     format = f == null ? "delta" : f.toLowerCase(java.util.Locale.ROOT);
+    hmacKeyFile = blankToNull(raw.get("hmac_key_file"));
   }
 
   /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */
