@@ -126,7 +126,7 @@ public final class Bridge {
     }
   }
 
-  private static Map<String, Object> status(Run run) {
+  private static Map<String, Object> status(Run run) throws Exception {
     Map<String, Object> m = new LinkedHashMap<>();
     if (run != null) {
       m.put("run_id", run.runId);
@@ -135,6 +135,7 @@ public final class Bridge {
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
       m.put("key_id", run.keyId());
+      m.put("anchor", run.anchor());
       SparkSink sink = SparkSink.get(run.runId);
       if (sink != null) {
         m.putAll(sink.stats());

@@ -40,6 +40,7 @@ final class Run {
   final HmacKey key;                       // null: row hashes are plain SHA-256
   private volatile boolean closed;
   private String prevHash;  // row_hash of the last step appended (guarded by this)
+  private long lastSeq;     // its seq (guarded by this)
 
   private Run(String runId, Settings settings, String appId) throws IOException {
     this.runId = runId;
@@ -87,18 +88,28 @@ final class Run {
   }
 
   /**
+   * The run's anchor as of its last appended step (Delta commit userMetadata, see Anchor), or
+   * null before its first step: a user may keep it outside the table too.
+   */
+  synchronized String anchor() throws Exception {
+    return prevHash == null ? null : Anchor.userMetadata(runId, lastSeq, prevHash, keyId());
+  }
+
+  /**
    * Number the step, chain it to the previous one (prev_hash, row_hash: tamper evidence that
    * `pipetrace verify` checks) and append it to the spool, all in one order. A failing spool
    * counts a drop and never throws.
    */
   synchronized void appendStep(Map<String, Object> row) {
     try {
-      row.put("seq", seq.incrementAndGet());
+      long n = seq.incrementAndGet();
+      row.put("seq", n);
       row.put("prev_hash", prevHash);
       String hash = Canonical.rowHash(row, key);
       row.put("row_hash", hash);
       spool.append(JSON.writeValueAsBytes(row));
       prevHash = hash;
+      lastSeq = n;
       captured.incrementAndGet();
     } catch (Throwable t) {
       dropped.incrementAndGet();
