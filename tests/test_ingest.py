@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
-from spool_helpers import held_writer_lock, lines, make_run, make_steps
+from spool_helpers import held_writer_lock, lines, make_run, make_steps, write_manifest
 
+from pipetrace.anchors import Anchor, read_anchors
 from pipetrace.errors import TableError
 from pipetrace.ingest import app_id, ensure_table, ingest
 from pipetrace.query import sql
@@ -44,6 +45,23 @@ def test_segments_of_a_run_go_in_one_commit_with_its_txn(table: str, spool: Path
     assert dt.version() == 1  # 0 = create, 1 = the run's single commit
     assert dt.transaction_version(app_id("r1")) == 3
     assert not run.exists() and result.removed_runs == ["r1"]
+
+
+def test_each_commit_anchors_its_runs_last_step_in_the_delta_log(table: str, spool: Path) -> None:
+    steps = make_steps("r1", 5)
+    for step in steps:
+        step["row_hash"] = f"{step['seq']:064x}"
+    run = make_run(spool, "r1", table=table, segments=[steps[3:1:-1], steps[:2]])
+    write_manifest(run, "r1", table, key_id="794789e3408b6bc9")
+    ingest(spool=spool, table=table)
+    run = make_run(spool, "r1", table=table, segments=[steps[4:]], first_segment=3)
+    write_manifest(run, "r1", table)
+    ingest(spool=spool, table=table)
+    anchors, first = read_anchors(DeltaTable(table))
+    # the highest seq of each commit, whatever the order of its segments; the manifest's key id
+    assert (first, anchors["r1"]) == (0, [
+        Anchor("r1", 4, f"{4:064x}", "794789e3408b6bc9", version=1),
+        Anchor("r1", 5, f"{5:064x}", None, version=2)])
 
 
 def test_ingesting_twice_does_not_duplicate(table: str, spool: Path) -> None:

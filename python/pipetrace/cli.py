@@ -224,18 +224,38 @@ def steps_cmd(table: str | None, run_id: str | None) -> int:
 
 @cli.command("verify")
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
+@click.option("--key-file", type=click.Path(dir_okay=False),
+              help="File holding the HMAC key the runs were captured with "
+                   "(default: $PIPETRACE_HMAC_KEY).")
 @click.argument("run_id", required=False)
-def verify_cmd(table: str | None, run_id: str | None) -> int:
+def verify_cmd(table: str | None, key_file: str | None, run_id: str | None) -> int:
     """Check the tamper evidence of RUN_ID (default: every run); exit 1 at the first broken row."""
+    from pipetrace.keys import ENV_VAR, load_key
     from pipetrace.verify import verify
 
-    report = verify(run_id, table=table)
-    if run_id is not None and report.rows == 0:
+    key = load_key(key_file)
+    report = verify(run_id, table=table, key=key)
+    if run_id is not None and report.runs == 0:
         raise TableError(f"no steps for run {run_id!r} in {report.table}")
     for broken in report.breaks:
-        _err(f"BROKEN run {broken.run_id} at seq {broken.seq}: {broken.reason}")
-    verdict = "intact" if report.ok else f"{len(report.breaks)} run(s) broken"
-    click.echo(f"{report.table}: {report.runs} run(s), {report.rows} rows checked: {verdict}")
+        where = f" at seq {broken.seq}" if broken.seq is not None else ""
+        _err(f"BROKEN run {broken.run_id}{where}: {broken.reason}")
+    for unchecked in report.unchecked:
+        _err(f"UNCHECKED run {unchecked.run_id}: {unchecked.reason}")
+    if report.unanchored:
+        shown = ", ".join(report.unanchored[:5]) + (", ..." if len(report.unanchored) > 5 else "")
+        _err(f"note: {len(report.unanchored)} run(s) have no anchor in the Delta log (which "
+             f"starts at version {report.log_start}): deleting their last rows, or all of "
+             f"them, would go unnoticed: {shown}")
+    if key is None:
+        _err("note: checked without a key, which detects accidental and naive edits only: "
+             "anyone who can write the table can recompute unkeyed hashes. Capture and verify "
+             f"with a key (${ENV_VAR} or --key-file) to detect deliberate ones.")
+    problems = [f"{len(report.breaks)} run(s) broken"] if report.breaks else []
+    problems += [f"{len(report.unchecked)} run(s) unchecked"] if report.unchecked else []
+    verdict = ", ".join(problems) or "intact"
+    how = f" with key {report.key_id}" if report.key_id else ""
+    click.echo(f"{report.table}: {report.runs} run(s), {report.rows} rows checked{how}: {verdict}")
     return 0 if report.ok else 1
 
 

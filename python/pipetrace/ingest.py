@@ -1,7 +1,9 @@
 """Commit the spool into the Delta table ``pipeline_steps``, exactly once, with delta-rs.
 
 Each run's sealed segments are committed in ascending order with the Delta transaction id
-``app_id = "pipetrace/<run_id>"``, ``version = highest segment number in the commit``. Before
+``app_id = "pipetrace/<run_id>"``, ``version = highest segment number in the commit``, and the
+run's anchor (its last step's seq and row_hash, see :mod:`pipetrace.anchors`) in the commit
+info. Before
 committing, segments at or below the table's txn version for the run are already in the table
 (a crash happened between commit and cleanup) and are only deleted; segments are deleted only
 after the commit containing them succeeded.
@@ -27,6 +29,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipetrace import spool as sp
+from pipetrace.anchors import user_metadata
 from pipetrace.errors import ConfigError, PipetraceError, SpoolError, TableError
 from pipetrace.guard import check_location
 from pipetrace.locations import is_local, normalize_table, resolve_spool, resolve_table
@@ -257,7 +260,7 @@ def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestRes
         if not (run_dir / sp.MANIFEST).exists():
             return  # another committer finished and removed the run while we waited
         try:
-            _commit_run(run_dir, manifest.run_id, dt, table_uri, result)
+            _commit_run(run_dir, manifest, dt, table_uri, result)
         except (TableError, OSError) as exc:
             sp.record_error(run_dir, str(exc))
             raise
@@ -285,8 +288,9 @@ def _mismatch(manifest: sp.Manifest, run_dir: Path, table_uri: str) -> str | Non
 
 
 def _commit_run(
-    run_dir: Path, run_id: str, dt: DeltaTable, table_uri: str, result: IngestResult
+    run_dir: Path, manifest: sp.Manifest, dt: DeltaTable, table_uri: str, result: IngestResult
 ) -> None:
+    run_id = manifest.run_id
     sp.recover_open_segments(run_dir)
     dt.update_incremental()
     done = dt.transaction_version(app_id(run_id))
@@ -308,10 +312,10 @@ def _commit_run(
         numbers.append(seg.number)
         size += steps.nbytes
         if size >= _MAX_COMMIT_BYTES:
-            _commit(dt, table_uri, run_id, batch, numbers, run_dir=run_dir, result=result)
+            _commit(dt, table_uri, manifest, batch, numbers, run_dir=run_dir, result=result)
             batch, numbers, size = [], [], 0
     if numbers:
-        _commit(dt, table_uri, run_id, batch, numbers, run_dir=run_dir, result=result)
+        _commit(dt, table_uri, manifest, batch, numbers, run_dir=run_dir, result=result)
 
 
 def _read_steps(seg: sp.Segment, run_id: str) -> pa.Table:
@@ -327,26 +331,40 @@ def _read_steps(seg: sp.Segment, run_id: str) -> pa.Table:
     return steps
 
 
+def _anchor(data: pa.Table, manifest: sp.Manifest) -> dict[str, str]:
+    """Commit info recording the run's last step in this commit (see pipetrace.anchors)."""
+    seqs = data.column("seq")
+    last = pc.index(seqs, pc.max(seqs)).as_py()
+    row_hash = data.column("row_hash")[last].as_py()
+    if row_hash is None:
+        return {}  # not a step the listener hashed: nothing to anchor
+    return {"userMetadata": user_metadata(manifest.run_id, seqs[last].as_py(), row_hash,
+                                          manifest.key_id)}
+
+
 def _commit(
     dt: DeltaTable,
     table_uri: str,
-    run_id: str,
+    manifest: sp.Manifest,
     batch: list[pa.Table],
     numbers: list[int],
     *,
     run_dir: Path,
     result: IngestResult,
 ) -> None:
+    run_id = manifest.run_id
     data = pa.concat_tables(batch)
     if data.num_rows:
         txn = Transaction(app_id=app_id(run_id), version=max(numbers))
+        anchor = _anchor(data, manifest)
         for attempt in range(_STALE_RETRIES + 1):
             try:
                 # merge: a table created by an older pipetrace gains the columns added since
                 # (additive evolution only; older rows read them as null)
                 write_deltalake(dt, data, mode="append", schema_mode="merge",
                                 commit_properties=CommitProperties(
-                                    app_transactions=[txn], max_commit_retries=_MAX_COMMIT_RETRIES))
+                                    custom_metadata=anchor, app_transactions=[txn],
+                                    max_commit_retries=_MAX_COMMIT_RETRIES))
                 break
             except CommitFailedError as exc:
                 # A conflict delta-rs does not retry by itself, e.g. "Metadata changed since

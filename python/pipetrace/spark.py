@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -33,6 +34,7 @@ from pipetrace._jvm import JvmBridge
 from pipetrace.errors import ConfigError, PipetraceError
 from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter
+from pipetrace.keys import ENV_VAR, key_id, load_key
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.query import steps as query_steps
 from pipetrace.recover import recover
@@ -74,6 +76,8 @@ class Handle:
         self.table = table
         self.spool = info["spool"]
         self.mode: str = info["mode"]
+        # Id of the key the run's rows are hashed with (pipetrace.keys); None: unkeyed.
+        self.key_id: str | None = info.get("key_id")
         self._commit_lock = threading.Lock()
         self._committer = RunCommitter(spool=self.spool, table=table, run_id=self.run_id)
         self._stop = threading.Event()
@@ -296,6 +300,7 @@ def attach(
     commit_interval: float = 0.25,
     writer: Literal["auto", "spark", "delta-rs", "spool"] = "auto",
     format: str | None = None,  # noqa: A002 - the setting's name (spark.pipetrace.format)
+    hmac_key_file: str | None = None,
 ) -> Handle:
     """Capture every Spark action of ``spark`` into the ``pipeline_steps`` Delta table.
 
@@ -323,6 +328,10 @@ def attach(
             steps in the spool for ``pipetrace ingest``. See the README's Databricks section.
         format: table format of Spark's writer (default ``delta``).
         commit_interval: seconds between the background committer's looks for sealed steps.
+        hmac_key_file: file holding the key of the keyed row hash (default: the driver's
+            ``$PIPETRACE_HMAC_KEY``; no key: plain SHA-256). With a key, only its holders can
+            make a row that ``pipetrace verify`` accepts. See the README's "Secrets and tamper
+            evidence".
 
     Example::
 
@@ -339,6 +348,8 @@ def attach(
     resolved_table = resolve_table(table, allow_names=writer in ("auto", "spark"))
     check_location(resolved_table)
     resolved_spool = resolve_spool(spool)
+    key_file = str(Path(hmac_key_file).resolve()) if hmac_key_file is not None else None
+    key = load_key(key_file)
     bridge = JvmBridge(spark)
     # A run id given again continues its run: numbered after its last recorded step.
     resume_seq, resume_hash = (resume_point(run_id, table=resolved_table, spool=resolved_spool)
@@ -355,6 +366,7 @@ def attach(
         "mask_literals": mask_literals,
         "resume_seq": resume_seq or None,
         "resume_hash": resume_hash,
+        "hmac_key_file": key_file,
     }
     info = bridge.attach(settings)
     if info.get("already_attached"):
@@ -362,6 +374,12 @@ def attach(
                                tags=tags, mask_literals=mask_literals,
                                plan_max_chars=plan_max_chars, max_operators=max_operators,
                                writer=writer, format=format)
+    if key is not None and info.get("key_id") != key_id(key):
+        # The JVM reads $PIPETRACE_HMAC_KEY from its own environment, fixed when it started.
+        log.warning("pipetrace: this Python process has a key (%s) but the Spark driver hashes "
+                    "run %s with %s; set %s before Spark starts, or pass hmac_key_file=",
+                    key_file or f"${ENV_VAR}", info["run_id"],
+                    f"key id {info['key_id']}" if info.get("key_id") else "no key", ENV_VAR)
     app = str(spark.sparkContext.applicationId)
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:

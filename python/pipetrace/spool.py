@@ -85,6 +85,7 @@ class Manifest:
     host: str | None = None
     pipetrace_version: str | None = None
     schema_version: int | None = None
+    key_id: str | None = None  # id of the key the run's rows are hashed with (keys.key_id)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def read_manifest(run_dir: Path) -> Manifest:
         host=_opt_str(data.get("host")),
         pipetrace_version=_opt_str(data.get("pipetrace_version")),
         schema_version=version if isinstance(version, int) else None,
+        key_id=_opt_str(data.get("key_id")),
     )
 
 

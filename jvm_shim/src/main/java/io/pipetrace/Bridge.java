@@ -164,7 +164,7 @@ public final class Bridge {
     }
   }
 
-  private static Map<String, Object> status(Run run) {
+  private static Map<String, Object> status(Run run) throws Exception {
     Map<String, Object> m = new LinkedHashMap<>();
     if (run != null) {
       m.put("run_id", run.runId);
@@ -172,6 +172,8 @@ public final class Bridge {
       m.put("dropped", run.dropped.get());
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
+      m.put("key_id", run.keyId());
+      m.put("anchor", run.anchor());
       SparkSink sink = SparkSink.get(run.runId);
       if (sink != null) {
         m.putAll(sink.stats());
@@ -224,6 +226,7 @@ public final class Bridge {
     m.put("tags", run.settings.tags);
     m.put("plan_max_chars", run.settings.planMaxChars);
     m.put("max_operators", run.settings.maxOperators);
+    m.put("key_id", run.keyId());
     m.put("already_attached", already);
     m.put("pipetrace_version", Version.PIPETRACE);
     m.put("built_for_spark", Version.BUILT_FOR_SPARK);

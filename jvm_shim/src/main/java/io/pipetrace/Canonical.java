@@ -14,8 +14,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 /**
- * The row hash behind tamper evidence: SHA-256 over a canonical, schema-ordered encoding of a
- * step that python/pipetrace/verify.py reproduces from the table's values.
+ * The row hash behind tamper evidence: SHA-256 (HMAC-SHA256 when the run has a key, see
+ * {@link HmacKey}) over a canonical, schema-ordered encoding of a step that
+ * python/pipetrace/verify.py reproduces from the table's values.
  *
  * <p>Encoding (no escaping anywhere, so both sides agree byte for byte): null {@code n};
  * boolean {@code t}/{@code f}; integer and timestamp (epoch microseconds) {@code i<decimal>;};
@@ -36,8 +37,8 @@ final class Canonical {
     }
   }
 
-  /** Hex SHA-256 of the row's canonical encoding. */
-  static String rowHash(Map<String, Object> row) throws Exception {
+  /** Hex SHA-256 of the row's canonical encoding, or its HMAC-SHA256 when key is not null. */
+  static String rowHash(Map<String, Object> row, HmacKey key) throws Exception {
     ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
     out.write('(');
     for (JsonNode field : SCHEMA.get("fields")) {
@@ -47,8 +48,12 @@ final class Canonical {
       }
     }
     out.write(')');
-    byte[] digest = MessageDigest.getInstance("SHA-256").digest(out.toByteArray());
-    StringBuilder hex = new StringBuilder(64);
+    byte[] bytes = out.toByteArray();
+    return hex(key != null ? key.mac(bytes) : MessageDigest.getInstance("SHA-256").digest(bytes));
+  }
+
+  static String hex(byte[] digest) {
+    StringBuilder hex = new StringBuilder(digest.length * 2);
     for (byte b : digest) {
       hex.append(Character.forDigit((b >> 4) & 0xf, 16)).append(Character.forDigit(b & 0xf, 16));
     }

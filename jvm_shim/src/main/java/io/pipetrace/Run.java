@@ -42,13 +42,16 @@ final class Run {
   final AtomicLong dropped = new AtomicLong();
   final AtomicLong skipped = new AtomicLong();
   final Timings timings = new Timings();   // listener time per callback of this run
+  final HmacKey key;                       // null: row hashes are plain SHA-256
   private volatile boolean closed;
   private String prevHash;  // row_hash of the last step appended (guarded by this)
+  private long lastSeq;     // its seq (guarded by this)
 
   private Run(String runId, Settings settings, String appId) throws IOException {
     this.runId = runId;
     this.settings = settings;
-    this.spool = new Spool(settings.spool, runId, settings.table, appId,
+    this.key = HmacKey.resolve(settings);
+    this.spool = new Spool(settings.spool, runId, settings.table, appId, keyId(),
         settings.segmentMaxSteps, settings.segmentMaxAgeMs);
     Object[] last = LAST.get(runId);
     if (last != null && (Long) last[0] >= settings.resumeSeq) {
@@ -58,6 +61,7 @@ final class Run {
       seq.set(settings.resumeSeq);
       prevHash = settings.resumeHash;
     }
+    lastSeq = seq.get();
   }
 
   /** The run with this id (settings.runId, or a new id), created on first use. */
@@ -92,6 +96,19 @@ final class Run {
     return closed;
   }
 
+  /** Id of the run's row-hash key (see HmacKey), or null when its rows are hashed unkeyed. */
+  String keyId() {
+    return key != null ? key.id : null;
+  }
+
+  /**
+   * The run's anchor as of its last appended step (Delta commit userMetadata, see Anchor), or
+   * null before its first step: a user may keep it outside the table too.
+   */
+  synchronized String anchor() throws Exception {
+    return prevHash == null ? null : Anchor.userMetadata(runId, lastSeq, prevHash, keyId());
+  }
+
   /**
    * Number the step, chain it to the previous one (prev_hash, row_hash: tamper evidence that
    * `pipetrace verify` checks) and append it to the spool, all in one order. A failing spool
@@ -102,12 +119,13 @@ final class Run {
     try {
       row.put("seq", number);
       row.put("prev_hash", prevHash);
-      String hash = Canonical.rowHash(row);
+      String hash = Canonical.rowHash(row, key);
       row.put("row_hash", hash);
       spool.append(JSON.writeValueAsBytes(row));
       seq.set(number);
       prevHash = hash;
       LAST.put(runId, new Object[] {number, hash});
+      lastSeq = number;
       captured.incrementAndGet();
     } catch (Throwable t) {
       // The number is not used: the run's seq stays gapless; the drop is counted and reported

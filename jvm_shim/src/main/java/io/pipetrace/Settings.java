@@ -19,7 +19,7 @@ final class Settings {
   static final String[] KNOWN = {
       "table", "spool", "run_id", "tags", "enabled", "plan_max_chars", "max_operators",
       "mask_literals", "segment_max_steps", "segment_max_age_ms", "writer", "format",
-      "resume_seq", "resume_hash"};
+      "resume_seq", "resume_hash", "hmac_key_file"};
 
   final String table;           // destination table (path or catalog name); null = ingest decides
   final Path spool;             // spool root; a run writes to spool/run_id
@@ -35,6 +35,7 @@ final class Settings {
   final String format;          // table format of Spark's writer: delta (default), parquet, json...
   final long resumeSeq;         // a reused run id: the last seq already recorded (0: none)
   final String resumeHash;      // ... and that step's row_hash, to chain the next one to
+  final String hmacKeyFile;     // file holding the row-hash key; null = $PIPETRACE_HMAC_KEY or none
 
   private Settings(Map<String, String> raw) {
     warnUnknown(raw.keySet());
@@ -55,6 +56,7 @@ final class Settings {
     format = f == null ? "delta" : f.toLowerCase(java.util.Locale.ROOT);
     resumeSeq = parseLong(raw, "resume_seq", 0, 0, Long.MAX_VALUE);
     resumeHash = blankToNull(raw.get("resume_hash"));
+    hmacKeyFile = blankToNull(raw.get("hmac_key_file"));
   }
 
   /** Settings from Spark conf: every {@code spark.pipetrace.*} key. */

@@ -35,7 +35,8 @@ import org.apache.spark.sql.types.StructType;
  * pipetrace/<run_id>} and {@code txnVersion = <last segment number of the batch>}, so Delta skips
  * a batch it already committed (a crash between commit and segment cleanup). Other formats
  * ignore those options, so for them the batch first drops rows whose event_id the table already
- * holds for the run. Segments are deleted only after their batch committed.
+ * holds for the run. Segments are deleted only after their batch committed. A Delta commit
+ * carries the run's {@link Anchor} as userMetadata, as delta-rs commits do.
  *
  * <p>Its own writes run in an internal session ({@link Internal}): never steps. A failing
  * write leaves the segments in the spool, logs one warning, counts the failure, and is retried
@@ -306,6 +307,13 @@ final class SparkSink {
         .option("mergeSchema", "true")
         .option("txnAppId", "pipetrace/" + run.runId)
         .option("txnVersion", Long.toString(version));
+    com.fasterxml.jackson.databind.JsonNode last = lines.isEmpty() ? null
+        : new com.fasterxml.jackson.databind.ObjectMapper().readTree(lines.get(lines.size() - 1));
+    if (delta && last != null && last.path("row_hash").isTextual()) {
+      // The anchor of the run's last step in this batch (steps are spooled in seq order).
+      writer = writer.option("userMetadata", Anchor.userMetadata(run.runId,
+          last.path("seq").asLong(), last.path("row_hash").asText(), run.keyId()));
+    }
     if (count > 0 || delta) {
       if (isName) {
         writer.saveAsTable(target);

@@ -41,8 +41,8 @@ final class Spool implements AutoCloseable {
   private long openedAtMs;
   private long sealedSegments;
 
-  Spool(Path root, String runId, String table, String appId, int maxSteps, long maxAgeMs)
-      throws IOException {
+  Spool(Path root, String runId, String table, String appId, String keyId, int maxSteps,
+      long maxAgeMs) throws IOException {
     this.dir = root.resolve(runId);
     this.maxSteps = maxSteps;
     this.maxAgeMs = maxAgeMs;
@@ -69,7 +69,7 @@ final class Spool implements AutoCloseable {
     }
     lock = acquired;
     segment = lastSegmentNumber(dir);
-    writeManifest(runId, table, appId);
+    writeManifest(runId, table, appId, keyId);
   }
 
   Path dir() {
@@ -159,7 +159,8 @@ final class Spool implements AutoCloseable {
     return max;
   }
 
-  private void writeManifest(String runId, String table, String appId) throws IOException {
+  private void writeManifest(String runId, String table, String appId, String keyId)
+      throws IOException {
     Path manifest = dir.resolve("run.json");
     Map<String, Object> m = new LinkedHashMap<>();
     ObjectMapper mapper = new ObjectMapper();
@@ -185,6 +186,8 @@ final class Spool implements AutoCloseable {
     m.put("host", host);
     m.put("pipetrace_version", Version.PIPETRACE);
     m.put("schema_version", Version.SCHEMA);
+    // Committers put it in each commit's anchor, so verify can tell a wrong key from an edit.
+    m.put("key_id", keyId);
     Path tmp = dir.resolve("run.json.tmp");
     Files.write(tmp, mapper.writerWithDefaultPrettyPrinter().writeValueAsString(m)
         .getBytes(StandardCharsets.UTF_8));
