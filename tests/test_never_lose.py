@@ -178,7 +178,7 @@ def test_concurrent_actions_each_get_their_own_facts(spark: Any, tmp_path: Path)
 
     def shared_worker() -> None:
         for _ in range(5):
-            assert len(shared.collect()) == 100; lines.setdefault("shared", sys._getframe().f_lineno)  # noqa: E702, E501
+            assert len(shared.collect()) == 100; lines.setdefault("shared", sys._getframe().f_lineno)  # noqa: E702
 
     with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -202,9 +202,13 @@ def test_concurrent_actions_each_get_their_own_facts(spark: Any, tmp_path: Path)
         else:
             expected, line = ("collect", size), lines["collect"]
         got = (step["action"], step["rows_out"])
-        # PySpark records no call site for actions of other threads: null, never another's line
+        # PySpark may record no call site for an action of a thread while another thread is
+        # inside one, or the thread's previous one: null or this thread's own line, never a
+        # line of another thread's code.
         site = step["call_site"] if isinstance(step["call_site"], str) else None
-        if got != expected or (site is not None and site != f"{__file__}:{line}"):
+        own = {lines["shared"]} if line == lines.get("shared") else {lines["take"],
+                                                                    lines["collect"]}
+        if got != expected or (site is not None and site not in {f"{__file__}:{n}" for n in own}):
             wrong.append((got, expected, site, line))
     from collections import Counter
     assert wrong == [], Counter(map(str, wrong)).most_common(8)

@@ -23,17 +23,58 @@ final class Actions {
   }
 
   /**
-   * The action's name from Spark's funcName, refined by the Python function in the call site
-   * where Spark recorded one. PySpark sets no call site for actions run from other Python
-   * threads; there a collect of a plan whose root is a limit is take() (PySpark's take(n),
-   * first() and head(n) are limit(n).collect()), never a guess from another thread's call site.
+   * The Python call site of this action, or null when Spark recorded none or one that cannot
+   * be this action's. PySpark keeps one call-site depth counter for all Python threads, so an
+   * action run while another thread is inside one gets no call site of its own and Spark
+   * reports the thread's previous one: "take at x.py:9" on a collect() without a limit.
+   */
+  static String[] callSite(String funcName, String description, boolean limitAtRoot) {
+    String[] py = pythonCallSite(description);
+    if (py == null) {
+      return null;
+    }
+    boolean consistent;
+    switch (py[0]) {
+      case "take":
+      case "first":
+      case "head":
+        consistent = limitAtRoot && funcName.startsWith("collect");
+        break;
+      case "collect":
+        consistent = funcName.startsWith("collect");
+        break;
+      case "toPandas":
+      case "toArrow":
+        consistent = funcName.startsWith("collect");
+        break;
+      case "count":
+      case "isEmpty":
+        consistent = py[0].equals(funcName);
+        break;
+      case "tail":
+        consistent = funcName.startsWith("tail");
+        break;
+      case "show":
+      case "showString":
+        consistent = "head".equals(funcName);
+        break;
+      default:  // writes, sql(): many funcNames
+        consistent = true;
+    }
+    return consistent ? py : null;
+  }
+
+  /**
+   * The action's name from Spark's funcName, refined by the Python function of a trusted call
+   * site ({@link #callSite}). Without one, a collect of a plan whose root is a limit is take()
+   * (PySpark's take(n), first() and head(n) are limit(n).collect()).
    */
   static String normalize(String funcName, String description, boolean writes,
       boolean limitAtRoot) {
-    String[] py = pythonCallSite(description);
+    String[] py = callSite(funcName, description, limitAtRoot);
     String pyFunc = py == null ? null : py[0];
-    if (py == null && limitAtRoot && funcName.startsWith("collect")
-        && !"collectAsArrowToPython".equals(funcName)) {
+    if (limitAtRoot && funcName.startsWith("collect") && !"collectAsArrowToPython".equals(funcName)
+        && !"toPandas".equals(pyFunc) && !"tail".equals(pyFunc) && !"toArrow".equals(pyFunc)) {
       return "take";
     }
     switch (funcName) {

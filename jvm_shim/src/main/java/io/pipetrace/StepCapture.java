@@ -219,7 +219,8 @@ final class StepCapture {
     if (cache.fingerprint != null) {
       row.put("plan_fingerprint", cache.fingerprint);
     }
-    String[] py = Actions.pythonCallSite(description);
+    String[] py = Actions.callSite(funcName, description,
+        analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);
     if (py != null) {
       row.put("call_site", redactor.redact(py[1]));
     }
