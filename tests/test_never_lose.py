@@ -252,3 +252,52 @@ def test_a_second_attach_with_other_settings_is_refused(spark: Any, tmp_path: Pa
                 pipetrace.attach(spark, **other)
         assert pipetrace.attach(spark, table=str(tmp_path / "t")) is first
         assert pipetrace.attach(spark) is first
+
+
+# --- drops are reported ------------------------------------------------------------------------
+
+def _break_spool(run_dir: Path) -> None:
+    """The run's spool directory becomes a file: the next segment cannot be created (root
+    ignores permissions, so chmod would not stop the writer)."""
+    import shutil
+    shutil.rmtree(run_dir)
+    run_dir.write_text("")
+
+
+def test_a_spool_that_stops_taking_writes_is_reported_by_flush(spark: Any,
+                                                               tmp_path: Path) -> None:
+    handle = pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s"))
+    spark.range(3).count()
+    assert handle.flush().error is None
+    run_dir = Path(handle.status()["spool_dir"])
+    _break_spool(run_dir)
+    spark.range(4).count()
+    flushed = handle.flush()
+    assert flushed.dropped == 1
+    assert flushed.error is not None and "1 step(s)" in flushed.error and "dropped" in flushed.error
+    assert handle.status()["dropped"] == 1
+    run_dir.unlink()
+    handle.detach()
+
+
+BREAKS_ITS_SPOOL = """
+import os, shutil
+from pathlib import Path
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.setLogLevel("OFF")   # an agent that silenced Spark's logs
+spark.range(3).count()
+run_dir = Path(os.environ["PIPETRACE_HOME"], "spool", spark.conf.get("spark.pipetrace.run_id"))
+spark._jvm.io.pipetrace.Bridge().flush(spark._jsparkSession, spark.conf.get("spark.pipetrace.run_id"), 30000)
+shutil.rmtree(run_dir)
+run_dir.write_text("")
+spark.range(4).count()
+spark.stop()
+"""
+
+
+def test_pipetrace_run_exits_3_when_steps_were_dropped(tmp_path: Path) -> None:
+    (tmp_path / "job.py").write_text(BREAKS_ITS_SPOOL)
+    proc = run_cli("run", "--table", str(tmp_path / "t"), str(tmp_path / "job.py"), home=tmp_path)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert re.search(r"error: run \S+: (1 step\(s\) dropped|capture unconfirmed)", proc.stderr)

@@ -2,7 +2,8 @@
 
 ``main(argv)`` returns the exit code instead of exiting, and is the one place where
 exceptions become exit codes: usage and configuration errors exit 2, other pipetrace errors 1,
-``pipetrace run`` exits with the script's own code.
+``pipetrace run`` exits with the script's own code, or 3 when the script succeeded but some
+of its steps were dropped (and says why).
 
 Example::
 
@@ -67,17 +68,29 @@ def cli() -> None:
     """Capture every Spark action into the Delta table pipeline_steps, and query it."""
 
 
+# `pipetrace run`: the script succeeded, but some of its actions are not in the table.
+EXIT_STEPS_DROPPED = 3
+
+
 @cli.command("run", context_settings=_RUN_CONTEXT)
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
 @click.option("--run-id", help="Run id (default: generated, YYYYmmdd-HHMMSS-xxxxxx).")
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str, ...]) -> int:
-    """Run a PySpark SCRIPT with capture on; exit with its exit code."""
+    """Run a PySpark SCRIPT with capture on; exit with its exit code.
+
+    If the script succeeded but steps were lost (the driver could not spool them, or could not
+    confirm its capture), exit 3 instead, after saying so.
+    """
     from pipetrace.runner import run_script
 
     result = run_script(script, list(args), table=table, run_id=run_id)
     failed = f", {result.failed_steps} failed" if result.failed_steps else ""
+    if result.dropped or result.drop_reason:
+        lost = f"{result.dropped} step(s) dropped" if result.dropped else "capture unconfirmed"
+        _err(f"error: run {result.run_id}: {lost}: {result.drop_reason}; the table does not "
+             "hold every action of the script")
     if result.commit_error:
         _err(f"warning: run {result.run_id}: its steps could not be committed to "
              f"{result.table} ({result.commit_error}); they stay in the spool. See "
@@ -85,6 +98,8 @@ def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str,
         return result.exit_code
     _err(f"run {result.run_id}: captured {result.steps} steps{failed} into {result.table}")
     _err(f"see them with: pipetrace steps {result.run_id}{_table_flag(table)}")
+    if (result.dropped or result.drop_reason) and result.exit_code == 0:
+        return EXIT_STEPS_DROPPED
     return result.exit_code
 
 

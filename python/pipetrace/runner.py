@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -59,6 +60,8 @@ class RunResult:
     table: str
     ingest_reports: list[IngestResult] = field(default_factory=list)
     commit_error: str | None = None  # the steps stayed in the spool (see `pipetrace status`)
+    dropped: int = 0                 # steps the driver could not spool: lost
+    drop_reason: str | None = None   # why; also set when the driver could not confirm its count
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -151,11 +154,23 @@ def _wait_for_driver(run_dir: Path, timeout: float) -> None:
         try:
             if not sp.writer_alive(run_dir):
                 return
-        except PipetraceError:
-            return
+        except (PipetraceError, OSError):
+            return  # no readable spool: _driver_account says what that means
         time.sleep(0.05)  # polling a file lock the driver releases when its JVM exits
     log.warning("pipetrace: the driver of %s still holds its spool after %.0f s; its last steps "
                 "are committed by the next `pipetrace ingest`", run_dir.name, timeout)
+
+
+def _driver_account(run_dir: Path) -> tuple[int, str | None]:
+    """The dropped steps the driver reported when its run closed (``closed.json``)."""
+    if not run_dir.exists():
+        return 0, None  # the script never started Spark: nothing to capture, nothing lost
+    try:
+        account = json.loads((run_dir / "closed.json").read_text(encoding="utf-8"))
+        return int(account.get("dropped") or 0), account.get("drop_reason")
+    except (OSError, ValueError, AttributeError) as exc:
+        return 0, (f"the Spark driver did not confirm its capture ({exc}): steps may be "
+                   "missing (a driver killed, or a spool that stopped taking writes)")
 
 
 def _require_java() -> None:
@@ -238,10 +253,11 @@ def run_script(
     # commit must wait for that (the JVM holds the run's writer lock until it is done), or the
     # steps of the last actions stay behind in the spool.
     _wait_for_driver(spool / rid, _DRIVER_EXIT_S)
+    dropped, drop_reason = _driver_account(spool / rid)
     commit_error = None
     try:
         reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
-    except PipetraceError as exc:
+    except (PipetraceError, OSError) as exc:
         commit_error = str(exc)  # the script's outcome stands; the steps wait in the spool
     return RunResult(
         exit_code=code if code >= 0 else 128 - code,
@@ -251,4 +267,6 @@ def run_script(
         table=table_uri,
         ingest_reports=reports,
         commit_error=commit_error,
+        dropped=dropped,
+        drop_reason=drop_reason,
     )

@@ -62,7 +62,18 @@ class FlushResult:
     committed: int
     dropped: int
     timed_out: bool
-    error: str | None = None  # why the commit failed; the steps stay in the spool
+    error: str | None = None  # why the commit failed (the steps stay in the spool), or why
+    # steps were dropped (dropped > 0: those steps are lost)
+
+
+def _with_drops(error: str | None, status: dict[str, Any]) -> str | None:
+    """A flush that lost steps says so in ``error``, whatever the commit did."""
+    dropped = int(status.get("dropped", 0) or 0)
+    if not dropped:
+        return error
+    lost = (f"{dropped} step(s) of run {status.get('run_id')} were dropped and are not in the "
+            f"table ({status.get('drop_reason') or 'see the driver log'})")
+    return f"{lost}; {error}" if error else lost
 
 
 class Handle:
@@ -188,7 +199,8 @@ class Handle:
         committed, late, error = self._commit_within(deadline - time.monotonic())
         return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
                            int(status.get("dropped", 0)),
-                           bool(status.get("timed_out", False)) or late, error)
+                           bool(status.get("timed_out", False)) or late,
+                           _with_drops(error, status))
 
     def _bridge_call(self, call: Any) -> dict[str, Any]:
         try:
@@ -220,7 +232,8 @@ class Handle:
         atexit.unregister(self._at_exit)
         return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
                            int(status.get("dropped", 0)),
-                           bool(status.get("timed_out", False)) or late, error)
+                           bool(status.get("timed_out", False)) or late,
+                           _with_drops(error, status))
 
     def steps(self) -> pd.DataFrame:
         """This run's steps committed so far, ordered by seq (call :meth:`flush` first).

@@ -97,6 +97,7 @@ public final class Bridge {
       }
       if (running > 0) {
         run.dropped.addAndGet(running);
+        run.dropReason = running + " action(s) still running when detach() timed out";
         Log.warnOnce("detach-running-" + run.runId, "pipetrace: " + running + " action(s) of run "
             + run.runId + " were still running when detach() timed out; they are not captured");
       }
@@ -170,6 +171,7 @@ public final class Bridge {
       m.put("run_id", run.runId);
       m.put("captured", run.captured.get());
       m.put("dropped", run.dropped.get());
+      m.put("drop_reason", run.dropReason);
       m.put("skipped", run.skipped.get());
       m.put("spool_dir", run.dir().toString());
       m.put("key_id", run.keyId());

@@ -103,6 +103,7 @@ public class PipetraceListener implements QueryExecutionListener {
       if (run.isClosed()) {
         // e.g. the JVM is shutting down while actions are still reported: say so, don't hide it
         run.dropped.incrementAndGet();
+        run.dropReason = "a " + funcName + " action was reported after the run closed";
         Log.warnOnce("closed-" + run.runId, "pipetrace: run " + run.runId + " was already closed"
             + " when a " + funcName + " action was reported; the step is counted as dropped");
         return;

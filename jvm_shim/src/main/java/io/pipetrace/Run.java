@@ -44,6 +44,7 @@ final class Run {
   final Timings timings = new Timings();   // listener time per callback of this run
   final HmacKey key;                       // null: row hashes are plain SHA-256
   private volatile boolean closed;
+  volatile String dropReason;              // why the last step was dropped, for status()
   private String prevHash;  // row_hash of the last step appended (guarded by this)
   private long lastSeq;     // its seq (guarded by this)
 
@@ -131,6 +132,7 @@ final class Run {
       // The number is not used: the run's seq stays gapless; the drop is counted and reported
       // (status, flush, detach, the run summary).
       dropped.incrementAndGet();
+      dropReason = "cannot write to the spool " + dir() + ": " + t;
       Log.warnOnce("spool-append-" + runId, "pipetrace: cannot write to the spool " + dir()
           + " (" + t + "); steps of run " + runId + " are being dropped. Check that the "
           + "directory is writable or set spark.pipetrace.spool.");
@@ -154,12 +156,30 @@ final class Run {
       closed = true;
       RUNS.remove(runId, this);
     }
+    // The run's own account, for `pipetrace run`, whose driver is gone when it reads it:
+    // written after the last seal and before the writer lock is released (the runner waits
+    // for the lock). If the spool cannot take even this, the runner says capture is
+    // unconfirmed.
+    try {
+      spool.seal();
+      Map<String, Object> account = new java.util.LinkedHashMap<>();
+      account.put("captured", captured.get());
+      account.put("dropped", dropped.get());
+      account.put("drop_reason", dropReason);
+      java.nio.file.Files.write(dir().resolve(CLOSED), JSON.writeValueAsBytes(account));
+    } catch (Throwable t) {
+      Log.warnOnce("spool-closed-" + runId, "pipetrace: cannot record run " + runId
+          + "'s capture counters in " + dir(), t);
+    }
     try {
       spool.close();
     } catch (Throwable t) {
       Log.warnOnce("spool-close-" + runId, "pipetrace: cannot close the spool " + dir(), t);
     }
   }
+
+  /** The file a closed run leaves in its spool directory (read by python/pipetrace/runner.py). */
+  static final String CLOSED = "closed.json";
 
   static void closeAll() {
     for (Run run : RUNS.values()) {
