@@ -301,3 +301,34 @@ def test_pipetrace_run_exits_3_when_steps_were_dropped(tmp_path: Path) -> None:
     proc = run_cli("run", "--table", str(tmp_path / "t"), str(tmp_path / "job.py"), home=tmp_path)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert re.search(r"error: run \S+: (1 step\(s\) dropped|capture unconfirmed)", proc.stderr)
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+def test_actions_inside_foreach_batch_are_steps_labelled_with_their_batch(
+        spark: Any, tmp_path: Path) -> None:
+    """Each action the agent runs inside foreachBatch is a step (they ran nested in the
+    micro-batch, which reports no action of its own, and were all skipped)."""
+    for i in range(3):
+        spark.range(i * 10, i * 10 + 10).write.mode("append").parquet(str(tmp_path / "in"))
+    counts: list[int] = []
+
+    def each(df: Any, batch_id: int) -> None:
+        df.write.mode("append").parquet(str(tmp_path / "out"))
+        counts.append(df.count())
+
+    with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
+        query = (spark.readStream.schema("id long").option("maxFilesPerTrigger", 1)
+                 .parquet(str(tmp_path / "in")).writeStream.foreachBatch(each)
+                 .option("checkpointLocation", str(tmp_path / "cp")).trigger(availableNow=True)
+                 .start())
+        query.awaitTermination()
+        trace.flush()
+        steps = trace.steps()
+    assert len(counts) >= 3 and sum(counts) == 30
+    assert steps["action"].tolist() == ["write", "count"] * len(counts)
+    assert steps["rows_out"].tolist() == [n for n in counts for _ in range(2)]
+    batches = [dict(c)["stream_batch"] for c in steps["context"]]
+    assert all(b.startswith(f"query {query.id} batch ") for b in batches)
+    assert len(set(batches)) == len(counts)
+    assert spark.read.parquet(str(tmp_path / "out")).count() == 30

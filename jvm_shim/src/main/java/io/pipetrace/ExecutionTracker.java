@@ -73,6 +73,9 @@ final class ExecutionTracker extends SparkListener {
     // also when several threads run the same DataFrame at once. Weak: unclaimed ends of
     // sessions pipetrace does not capture must not keep plans alive.
     java.lang.ref.WeakReference<QueryExecution> endedQe;
+    // "<query id> batch <n>" when this execution is, or runs inside, a streaming micro-batch
+    String stream;
+    Exec promoted;  // on a micro-batch: the agent action inside foreachBatch now running
 
     Exec(long id, long rootId, UUID queryId, long startMs, String description,
         long[] rootMetricIds) {
@@ -379,17 +382,50 @@ final class ExecutionTracker extends SparkListener {
   private void onStart(SparkListenerSQLExecutionStart s) {
     UUID queryId = s.queryId().isDefined() ? s.queryId().get() : null;
     long root = s.rootExecutionId().isDefined() ? (Long) s.rootExecutionId().get() : s.executionId();
+    String stream = streamBatch(s.description());
+    Exec rootExec = root == s.executionId() ? null : execs.get(root);
+    boolean promote = false;
+    if (rootExec != null && rootExec.stream != null) {
+      // An action inside foreachBatch runs nested in the micro-batch, which itself reports no
+      // action: the agent's action is a step of its own, labelled with its batch; what that
+      // action nests in turn (saveAsTable's insert) stays part of it.
+      stream = rootExec.stream;
+      Exec running = rootExec.promoted;
+      if (running != null && !running.isEnded && !running.claimed) {
+        root = running.id;
+      } else {
+        root = s.executionId();
+        promote = true;
+      }
+    }
     long[] metricIds;
     try {
       metricIds = rootMetricIds(s.sparkPlanInfo());
     } catch (Throwable t) {
       metricIds = new long[0];
     }
-    execs.put(s.executionId(),
-        new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds));
+    Exec e = new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds);
+    e.stream = stream;
+    execs.put(s.executionId(), e);
+    if (promote) {
+      rootExec.promoted = e;
+    }
     if (execs.size() > MAX_LIVE) {
       forget(execs.values().iterator().next());
     }
+  }
+
+  // Spark's description of a micro-batch: "<name>\nid = <uuid>\nrunId = <uuid>\nbatch = <n>"
+  private static final java.util.regex.Pattern STREAM_BATCH = java.util.regex.Pattern.compile(
+      "(?s).*\\bid = ([0-9a-f-]{36})\\s+runId = [0-9a-f-]{36}\\s+batch = (\\d+).*");
+
+  /** "query &lt;id&gt; batch &lt;n&gt;" for a micro-batch's description, else null. */
+  static String streamBatch(String description) {
+    if (description == null) {
+      return null;
+    }
+    java.util.regex.Matcher m = STREAM_BATCH.matcher(description);
+    return m.matches() ? "query " + m.group(1) + " batch " + m.group(2) : null;
   }
 
   private void onEnd(SparkListenerSQLExecutionEnd end) {

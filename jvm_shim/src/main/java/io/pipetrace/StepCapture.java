@@ -227,6 +227,10 @@ final class StepCapture {
     row.put("tags", run.settings.tags);
     Map<String, String> context = DatabricksContext.of(qe.sparkSession(),
         exec == null ? -1 : exec.id);
+    if (exec != null && exec.stream != null) {
+      context = new LinkedHashMap<>(context);
+      context.put("stream_batch", exec.stream);  // a streaming query's micro-batch
+    }
     row.put("context", context.isEmpty() ? null : context);
     row.put("capture_warnings", warnings);
     // One last pass over every string: nothing reaches the spool unredacted, whatever part of
