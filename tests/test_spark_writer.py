@@ -189,3 +189,25 @@ def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_pa
     sinks = [[int(x) for x in out.split("sink ")[1].split()] for out, _ in outcomes]
     print("spark writer, 4 drivers (committed, failed commits, already there):", sinks)
     assert [committed + already for committed, _, already in sinks] == [12, 12, 12, 12]
+
+
+def test_a_corrupt_segment_is_quarantined_and_the_rest_committed(spark, tmp_path):
+    """Spark's FAILFAST JSON reader failed the whole batch on one bad line, forever; the bad
+    segment now goes to quarantine/ (as with delta-rs) and the run's other steps are written."""
+    target = str(tmp_path / "steps_parquet")
+    trace = _attach(spark, tmp_path, table=target, writer="spark", format="parquet")
+    try:
+        spark.range(3).count()
+        assert trace.flush().committed == 1
+        run_dir = Path(trace.status()["spool_dir"])
+        (run_dir / "seg-000001.jsonl").write_text('{"seq": 1, "run_id": "torn\n')
+        spark.range(4).count()
+        flushed = trace.flush()
+        assert flushed.error is None   # (the background committer may have done the commit)
+        assert trace.steps()["rows_out"].tolist() == [3, 4], (trace.status(),
+                                                              sorted(p.name for p in run_dir.iterdir()))
+        assert trace.status()["sink_quarantined_segments"] == 1
+        reason = (run_dir / "quarantine" / "seg-000001.jsonl.reason").read_text()
+        assert "not valid JSON" in reason
+    finally:
+        trace.detach()

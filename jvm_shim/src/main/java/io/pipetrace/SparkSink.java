@@ -65,6 +65,7 @@ final class SparkSink {
   private final AtomicLong committedBatches = new AtomicLong();
   private final AtomicLong duplicatesSkipped = new AtomicLong();
   private final AtomicLong failures = new AtomicLong();
+  private final AtomicLong quarantined = new AtomicLong();
   private volatile String lastError;
   private volatile boolean stopped;
 
@@ -241,6 +242,7 @@ final class SparkSink {
     m.put("sink_committed_batches", committedBatches.get());
     m.put("sink_duplicates_skipped", duplicatesSkipped.get());
     m.put("sink_failures", failures.get());
+    m.put("sink_quarantined_segments", quarantined.get());
     m.put("sink_last_error", lastError);
     return m;
   }
@@ -284,15 +286,29 @@ final class SparkSink {
     return found;
   }
 
-  private long commit(List<long[]> batch) throws Exception {
+  private long commit(List<long[]> all) throws Exception {
     List<String> lines = new ArrayList<>();
-    for (long[] seg : batch) {
-      for (String line : Files.readAllLines(run.dir().resolve(Spool.name(seg[0])),
-          StandardCharsets.UTF_8)) {
+    List<long[]> batch = new ArrayList<>();
+    for (long[] seg : all) {
+      Path path = run.dir().resolve(Spool.name(seg[0]));
+      List<String> segLines = Files.readAllLines(path, StandardCharsets.UTF_8);
+      String problem = SegmentCheck.problem(segLines, run.runId);
+      if (problem != null) {
+        SegmentCheck.quarantine(path, problem);
+        quarantined.incrementAndGet();
+        Log.warnOnce("sink-quarantine-" + run.runId, "pipetrace: moved spool segment " + path
+            + " to quarantine/ (" + problem + "); the run's other steps are committed");
+        continue;
+      }
+      batch.add(seg);
+      for (String line : segLines) {
         if (!line.isBlank()) {
           lines.add(line);
         }
       }
+    }
+    if (batch.isEmpty()) {
+      return 0;
     }
     long version = batch.get(batch.size() - 1)[0];
     SparkSession spark = session();
