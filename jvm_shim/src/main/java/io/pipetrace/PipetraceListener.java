@@ -102,6 +102,7 @@ public class PipetraceListener implements QueryExecutionListener {
       if (run == null || detached || run.isClosed() || Internal.isInternal(qe.sparkSession())) {
         return;
       }
+      Faults.maybeHold();
       ExecutionTracker.Exec exec = tracker.claim(qe);
       StepCapture capture = new StepCapture(run, redactor(qe), tracker, exec);
       if (exec != null && exec.isNested()) {
@@ -135,9 +136,15 @@ public class PipetraceListener implements QueryExecutionListener {
     }
   }
 
-  /** Built per step: session settings (and so the secrets to mask) change at runtime. */
+  /**
+   * The session's redactor (rebuilt only when its settings or the learned secrets changed),
+   * plus this action's literals with mask_literals.
+   */
   private Redactor redactor(QueryExecution qe) {
-    Redactor r = new Redactor(qe.sparkSession());
+    // SET k=v keeps its value in its own plan: learned before anything of the step is redacted,
+    // and for later steps too, however soon the agent unsets it.
+    SecretValues.KNOWN.learn(qe.logical(), Redactors.keyRegex(qe.sparkSession().sparkContext()));
+    Redactor r = Redactors.of(qe.sparkSession());
     if (run.settings.maskLiterals) {
       try {
         r = r.maskingLiterals(StepCapture.literals(qe.analyzed()));
