@@ -147,7 +147,7 @@ public class PipetraceListener implements QueryExecutionListener {
     Redactor r = Redactors.of(qe.sparkSession());
     if (run.settings.maskLiterals) {
       try {
-        r = r.maskingLiterals(StepCapture.literals(qe.analyzed()));
+        r = r.maskingLiterals(Literals.of(qe));
       } catch (Throwable t) {
         Log.warnOnce("mask-literals", "pipetrace: cannot collect literals to mask", t);
       }

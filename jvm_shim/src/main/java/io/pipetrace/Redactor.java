@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
 /**
  * Removes secrets from every string pipetrace stores: the values of sensitive settings
  * ({@link SecretValues}), Spark's {@code spark.sql.redaction.string.regex}, secret-shaped text
- * ({@link SecretRules}) and, with mask_literals, the plan's literal values.
+ * ({@link SecretRules}) and, with mask_literals, the plan's literal values ({@link Literals}).
  * Immutable; built by {@link Redactors}, which reuses one while the settings don't change.
  */
 final class Redactor {
@@ -37,7 +37,7 @@ final class Redactor {
     longs.sort(Comparator.comparingInt(String::length).reversed());
     this.longValues = List.copyOf(longs);
     this.shortValues = shorts.isEmpty() ? null
-        : Pattern.compile("(?<![\\w])" + alternation(shorts) + "(?![\\w])");
+        : Pattern.compile("(?<![\\w])" + Literals.alternation(shorts) + "(?![\\w])");
     this.literals = literals;
   }
 
@@ -48,28 +48,9 @@ final class Redactor {
     this.literals = literals;
   }
 
-  /**
-   * A redactor that also masks these literal values wherever they appear as a whole token
-   * (plan texts, operator descriptions, schemas, errors): PII in filter values.
-   */
-  Redactor maskingLiterals(Collection<String> values) {
-    if (values.isEmpty()) {
-      return this;
-    }
-    return new Redactor(this,
-        Pattern.compile("(?<![\\w#])" + alternation(values) + "(?![\\w#])"));
-  }
-
-  /** {@code (?:v1|v2|...)}, longest first so that a value wins over its own prefix. */
-  static String alternation(Collection<String> values) {
-    StringBuilder alt = new StringBuilder("(?:");
-    values.stream().sorted(Comparator.comparingInt(String::length).reversed()).forEach(v -> {
-      if (alt.length() > 3) {
-        alt.append('|');
-      }
-      alt.append(Pattern.quote(v));
-    });
-    return alt.append(')').toString();
+  /** This redactor, also masking a plan's literal values with {@code ***} (null: none). */
+  Redactor maskingLiterals(Pattern literalPattern) {
+    return literalPattern == null ? this : new Redactor(this, literalPattern);
   }
 
   /** A redacted copy of {@code s} (null stays null). */

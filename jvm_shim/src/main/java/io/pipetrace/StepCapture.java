@@ -237,40 +237,6 @@ final class StepCapture {
   private static final java.util.Set<String> ALREADY_REDACTED = java.util.Set.of(
       "run_id", "event_id", "logical_plan", "optimized_plan", "physical_plan");
 
-  /**
-   * Literal values of the analyzed plan worth masking: strings, and numbers of 3+ characters
-   * (short numbers are everywhere in plan text and rarely personal data).
-   */
-  static java.util.Set<String> literals(LogicalPlan plan) {
-    java.util.Set<String> out = new java.util.HashSet<>();
-    java.util.ArrayDeque<Object> todo = new java.util.ArrayDeque<>();
-    todo.add(plan);
-    for (int budget = 50_000; budget > 0 && !todo.isEmpty(); budget--) {
-      Object node = todo.poll();
-      if (node instanceof org.apache.spark.sql.catalyst.expressions.Literal) {
-        org.apache.spark.sql.catalyst.expressions.Literal lit =
-            (org.apache.spark.sql.catalyst.expressions.Literal) node;
-        if (lit.value() != null) {
-          String text = lit.value().toString();
-          boolean isString = lit.dataType() instanceof org.apache.spark.sql.types.StringType;
-          if ((isString && !text.isEmpty()) || text.length() >= 3) {
-            out.add(text);
-          }
-        }
-        continue;
-      }
-      if (node instanceof LogicalPlan) {
-        LogicalPlan p = (LogicalPlan) node;
-        p.children().foreach(todo::add);
-        p.innerChildren().foreach(todo::add);
-        p.expressions().foreach(todo::add);
-      } else if (node instanceof org.apache.spark.sql.catalyst.expressions.Expression) {
-        ((org.apache.spark.sql.catalyst.expressions.Expression) node).children().foreach(todo::add);
-      }
-    }
-    return out;
-  }
-
   /** This execution's metric values (see {@link ExecutionMetrics}). */
   private final OperatorRows.Metrics metrics = new OperatorRows.Metrics() {
     @Override
