@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 import pipetrace
+from pipetrace.ingest import ensure_table
+from pipetrace.schema import delta_schema, table_properties
 
 MASK = "*********(redacted)"
 LITERAL_MASK = "***"
@@ -265,6 +268,40 @@ def test_seeded_secret_is_nowhere_pipetrace_wrote(secrets_run: Written, case: Se
 def test_the_corpus_covers_every_form_the_issue_lists() -> None:
     assert len(CASES) >= 30
     assert any(len(c.seed) < 6 for c in CASES)
+
+
+def stats_columns(delta_log: Path) -> set[str]:
+    """Columns with min/max statistics in the add actions of every commit."""
+    columns: set[str] = set()
+    adds = 0
+    for commit in sorted(delta_log.glob("*.json")):
+        for line in commit.read_text().splitlines():
+            add = json.loads(line).get("add")
+            if add and add.get("stats"):
+                adds += 1
+                stats = json.loads(add["stats"])
+                columns |= set(stats.get("minValues", {})) | set(stats.get("maxValues", {}))
+    assert adds, "no add action with statistics"
+    return columns
+
+
+def test_only_secret_free_columns_get_delta_statistics(secrets_run: Written) -> None:
+    allowed = set(table_properties()["delta.dataSkippingStatsColumns"].split(","))
+    assert {"run_id", "seq", "captured_at", "status"} <= allowed
+    assert not allowed & {"error", "logical_plan", "optimized_plan", "physical_plan", "operators",
+                          "output_schema", "inputs", "output", "call_site", "capture_warnings"}
+    got = stats_columns(secrets_run.delta_dir)
+    assert got and got <= allowed, got - allowed
+
+
+def test_a_table_created_before_the_restriction_gets_it(tmp_path: Path) -> None:
+    key = "delta.dataSkippingStatsColumns"
+    old, owned = str(tmp_path / "old"), str(tmp_path / "owned")
+    DeltaTable.create(old, schema=delta_schema(), configuration={"delta.appendOnly": "true"})
+    DeltaTable.create(owned, schema=delta_schema(), configuration={key: "run_id,error"})
+    assert ensure_table(old).metadata().configuration[key] == table_properties()[key]
+    # an owner's own choice is theirs to make
+    assert ensure_table(owned).metadata().configuration[key] == "run_id,error"
 
 
 # --- mask_literals: literal values (PII in filters) in every plan and operator description ---
