@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
  */
 final class SecretRules {
   private static final String MASK = Matcher.quoteReplacement(Redactor.MASK);
-  private static final String NOT_MASKED = "(?!\\*{9}\\(redacted\\))";
+  // Not a value masked already (quoted or not): redacting twice changes nothing.
+  private static final String NOT_MASKED = "(?!(?:\\\\?[\"'])?\\*{9}\\(redacted\\))";
 
   // A name whose value is a secret: *password*, *secret*, *token*, ..., *_key / *.key / key,
   // and camel-case *Key (accountKey, privateKey, sessionKey, Azure's AccountKey and
