@@ -15,8 +15,18 @@ import java.util.regex.Pattern;
  */
 final class Redactor {
   static final String MASK = "*********(redacted)";
+  /**
+   * Text is cut before it is redacted (redacting a 10 MB error costs seconds), but this much
+   * further than the cap, and cut again at the cap after redacting: a secret that straddles the
+   * first cut lies wholly beyond the second, so no part of it is kept.
+   */
+  static final int MARGIN = 8_192;
+
   /** Leaves text as it is: for values that are hashed, never stored. */
   static final Redactor NONE = new Redactor(null, List.of(), null);
+
+  /** A redacted text cut to a cap, and whether it was cut. */
+  record Capped(String text, boolean cut) {}
 
   private final Pattern sparkStringRegex;
   private final List<String> longValues;   // masked wherever they occur, longest first
@@ -75,6 +85,35 @@ final class Redactor {
       out = literals.matcher(out).replaceAll("***");
     }
     return out;
+  }
+
+  /**
+   * {@code s} redacted and cut to at most {@code max} chars, costing O(max) whatever its
+   * length (see {@link #MARGIN}).
+   */
+  Capped redactCapped(String s, int max) {
+    if (s == null) {
+      return new Capped(null, false);
+    }
+    long window = (long) max + MARGIN;
+    boolean longer = s.length() > window;
+    String out = redact(longer ? s.substring(0, (int) window) : s);
+    if (longer || out.length() > max) {
+      return new Capped(out.substring(0, Math.min(max, out.length())), true);
+    }
+    return new Capped(out, false);
+  }
+
+  /**
+   * "class: message" of a throwable, redacted and capped like {@link #redactCapped}, without
+   * first building the whole text (a message can be megabytes).
+   */
+  Capped describe(Throwable t, String className, int max) {
+    String message = String.valueOf(t.getMessage());
+    int room = (int) Math.min((long) max + MARGIN, Integer.MAX_VALUE - 1);
+    String head = message.length() > room ? message.substring(0, room) : message;
+    Capped c = redactCapped(className + ": " + head, max);
+    return c.cut() || head.length() == message.length() ? c : new Capped(c.text(), true);
   }
 
   /**
