@@ -75,6 +75,17 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         out["delivery"] = {k: v for k, v in results["delivery"].items()
                            if k not in ("bus", "rss", "spec")}
         out["delivery"]["p95_target_met"] = 0 <= out["delivery"]["latency_p95_s"] < 2.0
+    worst = results.get("listener_worst_case")
+    out["worst_case"] = {} if not worst else {
+        kind: {"message_chars": worst["message_chars"],
+               "baseline_ms": statistics.median(r["samples_ms"]["baseline"]),
+               "huge_ms": statistics.median(r["samples_ms"]["huge"]),
+               "huge_max_ms": max(r["samples_ms"]["huge"]),
+               "ratio": statistics.median(r["samples_ms"]["huge"])
+               / max(statistics.median(r["samples_ms"]["baseline"]), 1e-6),
+               "error_chars": r["steps"]["huge"]["error_chars"],
+               "warned": any("cut to" in w for w in r["steps"]["huge"]["warnings"])}
+        for kind, r in worst.items() if isinstance(r, dict) and "samples_ms" in r}
     for mode in ("off", "on"):
         job = results.get(f"rss_capture_{mode}")
         if job:
@@ -134,6 +145,14 @@ def render(doc: dict[str, Any]) -> str:
                   f" {'met' if d['p95_target_met'] else 'MISSED'}); one flush committed "
                   f"{d['burst_steps']} steps in {_f(d['burst_commit_s'])} s = "
                   f"{_f(d['steps_per_s_committed'], 0)} steps/s"]
+    if s.get("worst_case"):
+        lines += ["", "| listener worst case: one failing step | message chars | baseline ms "
+                  "(100 chars) | huge ms (median) | huge ms (max) | huge / baseline | error kept "
+                  "| warned |", "|---|---|---|---|---|---|---|---|"]
+        for kind, w in s["worst_case"].items():
+            lines.append(f"| {kind} | {w['message_chars']:,} | {_f(w['baseline_ms'])} | "
+                         f"{_f(w['huge_ms'])} | {_f(w['huge_max_ms'])} | {_f(w['ratio'], 2)} | "
+                         f"{w['error_chars']:,} | {'yes' if w['warned'] else 'no'} |")
     if s["rss"]:
         lines += ["", "| driver memory | JVM peak RSS MiB | JVM live heap after GC MiB | "
                   "Python peak RSS MiB |", "|---|---|---|---|"]

@@ -42,6 +42,9 @@ FULL: dict[str, dict[str, Any]] = {
     "delivery": {"params": {"actions": 200, "pace_s": 0.05, "burst": 300}, "reps": 1},
     # Scale factor from --tpch-scale (default 1); one warm-up pass, then 3 interleaved passes.
     "tpch": {"params": {}, "reps": 3, "driver_memory": "8g"},
+    # One failing step with a 10 MB error message vs the same with 100 chars (issue 9, item 10).
+    "listener_worst_case": {"params": {"message_chars": 10 * 2**20, "kinds": ["udf", "raise_error"]},
+                            "reps": 5},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "small_counts": {"params": {"actions": 20, "warmup": False}, "reps": 1},
@@ -51,6 +54,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "growth": {"params": {"rows": [1000, 10_000, 100_000], "columns": [5, 10, 20],
                           "actions": 1, "warmup": False}, "reps": 1},
     "delivery": {"params": {"actions": 10, "pace_s": 0.05, "burst": 20}, "reps": 1},
+    "listener_worst_case": {"params": {"message_chars": 100_000, "kinds": ["udf", "raise_error"],
+                                       "warmup": False}, "reps": 1},
 }
 # Spark's event log as a comparator: the same workloads in a process with the event log on.
 EVENT_LOG_JOBS = ("small_counts", "deep_plan")

@@ -129,6 +129,35 @@ def _delivery(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
             "steps_per_s_committed": flushed.committed / elapsed if elapsed else 0.0}
 
 
+def _worst_case(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Listener-thread time of one failing step with a huge error message, and of the same step
+    with a 100-char message (the baseline, interleaved in this process): issue 9, item 10."""
+    p = spec["params"]
+    work = Path(spec["work"])
+    sizes = {"baseline": 100, "huge": p["message_chars"]}
+    out: dict[str, Any] = {"message_chars": p["message_chars"]}
+    for kind in p["kinds"]:
+        samples: dict[str, list[float]] = {name: [] for name in sizes}
+        steps: dict[str, Any] = {}
+        for rep in range(-1 if p.get("warmup", True) else 0, spec["reps"]):   # -1: warm-up
+            for name, chars in sizes.items():
+                action = workloads.failing_action(spark, kind, chars)
+                handle = pt.attach(spark, table=str(work / "table"), spool=str(work / "spool"),
+                                   run_id=f"worst-{kind}-{name}-{rep}", commit_interval=3600)
+                action()
+                handle.flush()
+                cost = handle.status()["capture_time"]
+                step = handle.steps().iloc[-1]
+                handle.detach()
+                if rep >= 0:
+                    samples[name].append(cost["total_ms"])
+                steps[name] = {"steps": cost["count"], "status": step["status"],
+                               "error_chars": len(step["error"] or ""),
+                               "warnings": list(step["capture_warnings"])}
+        out[kind] = {"samples_ms": samples, "steps": steps}
+    return out
+
+
 def _fixed(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """Whole process with capture always on or always off: driver peak RSS."""
     p = spec["params"]
@@ -164,6 +193,8 @@ def run_job(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
         return _growth(spark, spec)
     if job == "delivery":
         return _delivery(spark, spec)
+    if job == "listener_worst_case":
+        return _worst_case(spark, spec)
     if job == "rss":
         return _fixed(spark, spec)
     raise ValueError(f"unknown job {job!r}")

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 from collections.abc import Callable
@@ -22,8 +23,8 @@ from pyspark.sql import functions as F
 
 from benchmarks import tpch
 
-__all__ = ["Unit", "deep_plan", "deep_plan_frame", "pipeline_frame", "small_counts", "tpch_units",
-           "writes"]
+__all__ = ["Unit", "deep_plan", "deep_plan_frame", "failing_action", "pipeline_frame",
+           "small_counts", "tpch_units", "writes"]
 
 # (name, body): body runs the user's actions of one unit and returns nothing.
 Unit = tuple[str, Callable[[], None]]
@@ -99,3 +100,28 @@ def pipeline_frame(spark: Any, rows: int) -> DataFrame:
     dim = spark.range(1000).withColumnRenamed("id", "dk").withColumn("g", F.col("dk") % 7)
     return (facts.join(dim, F.col("k") == F.col("dk")).groupBy("g")
             .agg(F.sum("v").alias("s"), F.count("*").alias("n")))
+
+
+def failing_action(spark: Any, kind: str, chars: int) -> Callable[[], None]:
+    """A collect that fails with a message of ``chars`` characters (built afresh per call).
+
+    ``kind`` "udf": a Python UDF raises it, so it is only in the error. "raise_error": the
+    message is also a literal of the plan, so every plan text and operator holds it too.
+    """
+    # A payload dump (a response body, a bad batch): text every redaction rule has to look at.
+    record = '{"id": 17, "name": "ann", "key": "k-17", "url": "https://h.example/p"} '
+    message = ("pipetrace-bench " + record * (chars // len(record) + 1))[:chars]
+    if kind == "udf":
+        @F.udf("string")
+        def fail(_: Any) -> str:
+            raise ValueError(message)
+
+        df = spark.range(1).select(fail("id"))
+    else:
+        df = spark.range(1).select(F.raise_error(F.lit(message)))
+
+    def body() -> None:
+        with contextlib.suppress(Exception):   # the failure is the workload
+            df.collect()
+
+    return body

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.sql import functions as F
 
 import pipetrace
@@ -58,3 +60,27 @@ def test_a_500_column_chain_is_captured_with_a_marked_truncated_plan(spark: Any,
     # The optimizer collapses them into one projection: short enough to keep whole.
     assert "more fields" in step["optimized_plan"] and "truncated" not in step["optimized_plan"]
     assert step["rows_out"] == 10 and list(step["capture_warnings"]) == []
+
+
+def test_a_10_mb_error_message_is_captured_cut_with_a_warning(spark: Any, tmp_path: Path) -> None:
+    # A UDF that raised with a whole payload in its message. Its cost on the listener thread is
+    # in benchmarks/ (listener_worst_case); here: the step is there, cut, redacted, and says so.
+    record = '{"id": 17, "key": "k-17"} '
+    message = "agent payload " + record * (10 * 2**20 // len(record))
+
+    @F.udf("string")
+    def fail(x):  # type: ignore[no-untyped-def]
+        raise ValueError(message)
+
+    with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
+        with pytest.raises(Exception, match="agent payload"):
+            spark.range(1).select(fail("id")).collect()
+        step = flushed_steps(trace).iloc[-1]
+    assert (step["action"], step["status"]) == ("collect", "FAILED")
+    error = step["error"]
+    assert error.endswith("...[truncated]") and len(error) == 4000 + len("...[truncated]")
+    assert "ValueError: agent payload" in error
+    assert '"key": "*********(redacted)"' in error and "k-17" not in error   # redacted, too
+    (warning,) = [w for w in step["capture_warnings"] if w.startswith("error:")]
+    size = int(re.fullmatch(r"error: message of (\d+) chars cut to 4000", warning)[1])
+    assert size > len(message)

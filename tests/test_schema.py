@@ -48,7 +48,9 @@ def test_created_table_has_columns_comments_and_append_only(tmp_path: Path) -> N
     assert actual == expected
     assert dt.metadata().name == TABLE_NAME
     assert "one row per Spark action" in (dt.metadata().description or "")
-    assert dt.metadata().configuration == table_properties() == {"delta.appendOnly": "true"}
+    assert dt.metadata().configuration == table_properties()
+    assert table_properties()["delta.appendOnly"] == "true"
+    assert "delta.dataSkippingStatsColumns" in table_properties()   # see test_secrets.py
 
 
 def test_table_rejects_rewrites_because_it_is_append_only(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def ensure_table(table: str) -> DeltaTable:
     except ConfigError as exc:
         raise TableError(str(exc)) from None
     try:
-        return DeltaTable(table)
+        return _with_stats_columns(DeltaTable(table))
     except TableNotFoundError:
         pass
     except (DeltaError, OSError) as exc:
@@ -138,6 +138,23 @@ def ensure_table(table: str) -> DeltaTable:
         raise TableError(f"cannot create the pipeline_steps table at {table}: {exc}"
                          f"{_disk_full_hint(table)}; choose a writable location with --table "
                          "or PIPETRACE_TABLE") from exc
+
+
+def _with_stats_columns(dt: DeltaTable) -> DeltaTable:
+    """A table created before pipetrace restricted Delta's statistics gets the restriction.
+
+    Delta keeps min/max statistics of a commit's columns in ``_delta_log`` for good; for text
+    columns (errors, plans) that is their first characters, outside the rows themselves. Only
+    columns that cannot hold a secret (ids, times, counts, action, status) get statistics.
+    A table whose owner set the property already keeps the owner's choice.
+    """
+    key = "delta.dataSkippingStatsColumns"
+    if key in dt.metadata().configuration:
+        return dt
+    with contextlib.suppress(DeltaError):  # another committer set it first: same value
+        dt.alter.set_table_properties({key: table_properties()[key]})
+        dt.update_incremental()
+    return dt
 
 
 def _commit_error(run_id: str, table_uri: str, run_dir: Path, exc: Exception) -> TableError:

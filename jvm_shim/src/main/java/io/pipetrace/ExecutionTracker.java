@@ -380,6 +380,9 @@ final class ExecutionTracker extends SparkListener {
   }
 
   private void onStart(SparkListenerSQLExecutionStart s) {
+    // The session's changed settings as they were when the action started (Spark redacts the
+    // values of names matching spark.redaction.regex here; job properties below carry those).
+    SecretValues.KNOWN.learn(s.modifiedConfigs(), Redactors.keyRegex(sc));
     UUID queryId = s.queryId().isDefined() ? s.queryId().get() : null;
     long root = s.rootExecutionId().isDefined() ? (Long) s.rootExecutionId().get() : s.executionId();
     String stream = streamBatch(s.description());
@@ -506,6 +509,9 @@ final class ExecutionTracker extends SparkListener {
   public synchronized void onJobStart(SparkListenerJobStart job) {
     long started = System.nanoTime();
     try {
+      // Every spark.* session setting as it was when the job was submitted, unredacted: the
+      // steps of this action are redacted later, after the agent may have unset them.
+      SecretValues.KNOWN.learn(job.properties(), Redactors.keyRegex(sc));
       String id = job.properties() == null ? null
           : job.properties().getProperty("spark.sql.execution.id");
       if (id == null) {

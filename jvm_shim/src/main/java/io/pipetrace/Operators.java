@@ -89,7 +89,7 @@ final class Operators {
         // Description and source don't change for one operator object: a re-run reuses them.
         String[] details = known == null ? null : known.get(plan);
         if (details == null) {
-          details = new String[] {cap(redactor.redact(safeSimpleString(plan))), source(plan)};
+          details = new String[] {cap(redactor, safeSimpleString(plan)), source(plan)};
           if (known != null) {
             known.put(plan, details);
           }
@@ -105,7 +105,7 @@ final class Operators {
         Counters.listenerErrors.incrementAndGet();
         if (warnings != null) {
           warnings.add("operator " + op.id + " (" + plan.getClass().getName() + "): "
-              + redactor.redact(t.getClass().getSimpleName() + ": " + t.getMessage()));
+              + redactor.describe(t, t.getClass().getSimpleName(), MAX_DESCRIPTION).text());
         }
       }
       // Push children in reverse so they pop in plan order (pre-order ids read top-down).
@@ -176,11 +176,10 @@ final class Operators {
     }
   }
 
-  static String cap(String s) {
-    if (s == null || s.length() <= MAX_DESCRIPTION) {
-      return s;
-    }
-    return s.substring(0, MAX_DESCRIPTION) + "...[truncated]";
+  /** Redacted, at most MAX_DESCRIPTION chars: a node holding a 10 MB literal costs O(cap). */
+  static String cap(Redactor redactor, String s) {
+    Redactor.Capped c = redactor.redactCapped(s, MAX_DESCRIPTION);
+    return c.cut() ? c.text() + "...[truncated]" : c.text();
   }
 
   /**

@@ -108,6 +108,7 @@ public class PipetraceListener implements QueryExecutionListener {
             + " when a " + funcName + " action was reported; the step is counted as dropped");
         return;
       }
+      Faults.maybeHold();  // test hook: hold the listener thread (pipetrace.faults.*)
       ExecutionTracker.Exec exec = tracker.claimEnded(qe);
       if (exec == null) {
         // Our callback came before the tracker saw this execution's end: capture when it does
@@ -161,12 +162,18 @@ public class PipetraceListener implements QueryExecutionListener {
     }
   }
 
-  /** Built per step: session settings (and so the secrets to mask) change at runtime. */
+  /**
+   * The session's redactor (rebuilt only when its settings or the learned secrets changed),
+   * plus this action's literals with mask_literals.
+   */
   private Redactor redactor(QueryExecution qe) {
-    Redactor r = new Redactor(qe.sparkSession());
+    // SET k=v keeps its value in its own plan: learned before anything of the step is redacted,
+    // and for later steps too, however soon the agent unsets it.
+    SecretValues.KNOWN.learn(qe.logical(), Redactors.keyRegex(qe.sparkSession().sparkContext()));
+    Redactor r = Redactors.of(qe.sparkSession());
     if (run.settings.maskLiterals) {
       try {
-        r = r.maskingLiterals(StepCapture.literals(qe.analyzed()));
+        r = r.maskingLiterals(Literals.of(qe));
       } catch (Throwable t) {
         Log.warnOnce("mask-literals", "pipetrace: cannot collect literals to mask", t);
       }

@@ -15,6 +15,7 @@ final class PlanText {
   static final String MARKER = "\n... [truncated by pipetrace at %d chars; raise spark.pipetrace.plan_max_chars]";
   private static final Pattern EXPR_ID = Pattern.compile("#\\d+L?");
   private static final int MAX_FINGERPRINT_NODES = 100_000;
+  private static final int MAX_FINGERPRINT_NODE_CHARS = 10_000;
 
   /**
    * A plan text and whether it was cut. Its JSON and its UTF-8 bytes are made once: a
@@ -84,10 +85,12 @@ final class PlanText {
     if (plan == null) {
       return new Text(null, false);
     }
-    StringBuilder sb = new StringBuilder(Math.min(max, 16_384));
+    // Rendered a margin past the cap, redacted, then cut at the cap (see Redactor.MARGIN).
+    int limit = (int) Math.min((long) max + Redactor.MARGIN, Integer.MAX_VALUE - 64);
+    StringBuilder sb = new StringBuilder(Math.min(limit, 16_384));
     boolean[] full = {false};
     scala.Function1<String, scala.runtime.BoxedUnit> append = s -> {
-      int room = max - sb.length();
+      int room = limit - sb.length();
       if (s.length() > room) {
         sb.append(s, 0, Math.max(0, room));
         full[0] = true;
@@ -102,10 +105,11 @@ final class PlanText {
       // cap reached
     }
     String text = redactor.redact(sb.toString());
-    if (full[0]) {
-      text = text + String.format(MARKER, max);
+    boolean cut = full[0] || text.length() > max;
+    if (cut) {
+      text = text.substring(0, Math.min(max, text.length())) + String.format(MARKER, max);
     }
-    return new Text(text, full[0]);
+    return new Text(text, cut);
   }
 
   /**
@@ -183,6 +187,10 @@ final class PlanText {
       s = p.simpleString(25);
     } catch (Throwable t) {
       s = p.nodeName();
+    }
+    if (s.length() > MAX_FINGERPRINT_NODE_CHARS) {
+      // A node holding a 10 MB literal: hashed by its start and its length, in O(cap).
+      s = s.substring(0, MAX_FINGERPRINT_NODE_CHARS) + "…" + s.length();
     }
     return EXPR_ID.matcher(s).replaceAll("");
   }

@@ -18,6 +18,7 @@ import org.apache.spark.sql.execution.metric.SQLMetric;
 /** Turns one action (funcName, QueryExecution, outcome) into one step: a row of the schema. */
 final class StepCapture {
   private static final int MAX_ERROR = 4_000;
+  private static final int MAX_WARNING = 1_000;
 
   /** What a nested execution (e.g. the insert inside saveAsTable) adds to its root's step. */
   static final class Nested {
@@ -190,8 +191,8 @@ final class StepCapture {
       o.put("mode", output.mode);
       row.put("output", o);
     }
-    row.put("output_schema", attempt("output_schema", () -> (out != null && out.query != null
-        ? out.query.schema() : analyzed.schema()).toDDL()));
+    row.put("output_schema", attempt("output_schema", () -> outputSchema((out != null
+        && out.query != null ? out.query.schema() : analyzed.schema()).toDDL(), max)));
     row.put("rows_out", result == null ? null : result.rows);
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
@@ -241,41 +242,8 @@ final class StepCapture {
   }
 
   private static final java.util.Set<String> ALREADY_REDACTED = java.util.Set.of(
-      "run_id", "event_id", "logical_plan", "optimized_plan", "physical_plan");
-
-  /**
-   * Literal values of the analyzed plan worth masking: strings, and numbers of 3+ characters
-   * (short numbers are everywhere in plan text and rarely personal data).
-   */
-  static java.util.Set<String> literals(LogicalPlan plan) {
-    java.util.Set<String> out = new java.util.HashSet<>();
-    java.util.ArrayDeque<Object> todo = new java.util.ArrayDeque<>();
-    todo.add(plan);
-    for (int budget = 50_000; budget > 0 && !todo.isEmpty(); budget--) {
-      Object node = todo.poll();
-      if (node instanceof org.apache.spark.sql.catalyst.expressions.Literal) {
-        org.apache.spark.sql.catalyst.expressions.Literal lit =
-            (org.apache.spark.sql.catalyst.expressions.Literal) node;
-        if (lit.value() != null) {
-          String text = lit.value().toString();
-          boolean isString = lit.dataType() instanceof org.apache.spark.sql.types.StringType;
-          if ((isString && !text.isEmpty()) || text.length() >= 3) {
-            out.add(text);
-          }
-        }
-        continue;
-      }
-      if (node instanceof LogicalPlan) {
-        LogicalPlan p = (LogicalPlan) node;
-        p.children().foreach(todo::add);
-        p.innerChildren().foreach(todo::add);
-        p.expressions().foreach(todo::add);
-      } else if (node instanceof org.apache.spark.sql.catalyst.expressions.Expression) {
-        ((org.apache.spark.sql.catalyst.expressions.Expression) node).children().foreach(todo::add);
-      }
-    }
-    return out;
-  }
+      "run_id", "event_id", "logical_plan", "optimized_plan", "physical_plan", "output_schema",
+      "error");
 
   /** This execution's metric values (see {@link ExecutionMetrics}). */
   private final OperatorRows.Metrics metrics = new OperatorRows.Metrics() {
@@ -358,10 +326,33 @@ final class StepCapture {
     return out;
   }
 
+  /**
+   * The error as "class: message", at most 4,000 chars. Cut before it is redacted: a 10 MB
+   * message (a UDF that raised with a whole payload) costs microseconds, not seconds, on
+   * Spark's shared listener thread.
+   */
   private String errorText(Throwable error) {
-    String msg = error.getClass().getName() + ": " + error.getMessage();
-    msg = redactor.redact(msg);
-    return msg.length() > MAX_ERROR ? msg.substring(0, MAX_ERROR) + "...[truncated]" : msg;
+    Redactor.Capped c = redactor.describe(error, error.getClass().getName(), MAX_ERROR);
+    if (!c.cut()) {
+      return c.text();
+    }
+    warnings.add("error: message of " + String.valueOf(error.getMessage()).length()
+        + " chars cut to " + MAX_ERROR);
+    return c.text() + "...[truncated]";
+  }
+
+  /**
+   * The schema as DDL, capped like a plan text: a column named after a 10 MB literal (a
+   * select of raise_error or lit() without alias) would otherwise be redacted whole.
+   */
+  private String outputSchema(String ddl, int max) {
+    Redactor.Capped c = redactor.redactCapped(ddl, max);
+    if (!c.cut()) {
+      return c.text();
+    }
+    warnings.add("output_schema: " + ddl.length() + " chars cut to " + max
+        + " (spark.pipetrace.plan_max_chars)");
+    return c.text() + "...[truncated]";
   }
 
   private interface Part<T> {
@@ -373,8 +364,8 @@ final class StepCapture {
     try {
       return f.get();
     } catch (Throwable t) {
-      warnings.add(part + ": " + redactor.redact(t.getClass().getSimpleName() + ": "
-          + String.valueOf(t.getMessage())));
+      warnings.add(part + ": "
+          + redactor.describe(t, t.getClass().getSimpleName(), MAX_WARNING).text());
       Counters.listenerErrors.incrementAndGet();
       return null;
     }
