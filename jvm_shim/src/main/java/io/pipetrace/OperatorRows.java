@@ -3,7 +3,6 @@ package io.pipetrace;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
@@ -151,6 +150,18 @@ final class OperatorRows {
 
   /** Before any count is taken: what each shuffle wrote is what its input emitted. */
   private void noteShuffleInputs(SparkPlan root) {
+    forEachNode(root, p -> {
+      if (p instanceof org.apache.spark.sql.execution.exchange.ShuffleExchangeLike) {
+        Known written = metric(p, "shuffleRecordsWritten");
+        if (written != null && written.rows != null) {
+          fedShuffle.put(Operators.unwrap(p.children().head()), written.rows);
+        }
+      }
+    });
+  }
+
+  /** Every node under {@code root} once (unwrapped), parents before children. */
+  private static void forEachNode(SparkPlan root, java.util.function.Consumer<SparkPlan> visit) {
     Deque<SparkPlan> todo = new ArrayDeque<>();
     Set<SparkPlan> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     todo.push(root);
@@ -159,12 +170,7 @@ final class OperatorRows {
       if (p == null || !seen.add(p)) {
         continue;
       }
-      if (p instanceof org.apache.spark.sql.execution.exchange.ShuffleExchangeLike) {
-        Known written = metric(p, "shuffleRecordsWritten");
-        if (written != null && written.rows != null) {
-          fedShuffle.put(Operators.unwrap(p.children().head()), written.rows);
-        }
-      }
+      visit.accept(p);
       scala.collection.Iterator<SparkPlan> it = p.children().iterator();
       while (it.hasNext()) {
         todo.push(it.next());
@@ -180,14 +186,7 @@ final class OperatorRows {
    * before it emits anything (sort, aggregate).
    */
   private void markCutShort(SparkPlan root) {
-    Deque<SparkPlan> todo = new ArrayDeque<>();
-    Set<SparkPlan> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
-    todo.push(root);
-    while (!todo.isEmpty()) {
-      SparkPlan p = Operators.unwrap(todo.pop());
-      if (p == null || !seen.add(p)) {
-        continue;
-      }
+    forEachNode(root, p -> {
       RowRules.Limit limit = RowRules.limitOf(p);
       if (limit != null && limit.stopsEarly && !cutShort.containsKey(p)) {
         Known in = uncut(Operators.unwrap(p.children().head()));
@@ -197,17 +196,14 @@ final class OperatorRows {
               + " metrics.numOutputRows, includes rows fetched but never used)");
         }
       }
-      scala.collection.Iterator<SparkPlan> it = p.children().iterator();
-      while (it.hasNext()) {
-        todo.push(it.next());
-      }
-    }
+    });
   }
 
   private void mark(SparkPlan start, String reason) {
     Deque<SparkPlan> todo = new ArrayDeque<>();
     todo.push(start);
-    Set<SparkPlan> seen = new HashSet<>();
+    // by identity: plan nodes compare by structure, and two equal subtrees are two operators
+    Set<SparkPlan> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
     while (!todo.isEmpty()) {
       SparkPlan p = Operators.unwrap(todo.pop());
       if (p == null || RowRules.isStageBoundary(p) || !seen.add(p)) {

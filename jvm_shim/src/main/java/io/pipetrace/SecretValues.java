@@ -112,7 +112,9 @@ final class SecretValues {
     }
     Boolean known = sensitiveByName.get(key);
     if (known == null) {
-      known = SENSITIVE_NAME.matcher(key).find()
+      // The strict names only: a value learned here is masked everywhere, and the broad rule
+      // made Databricks' spark.databricks.task.taskKey ("features") a secret.
+      known = SECRET_NAME.matcher(key).find()
           || (sparkKeyRegex != null && sparkKeyRegex.matcher(key).find());
       if (sensitiveByName.size() < 10_000) {
         sensitiveByName.put(key, known);
