@@ -38,5 +38,9 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert set(s["rss"]) == {"off", "on"}
     for mode in s["rss"].values():
         assert {"jvm_peak_mib", "jvm_live_heap_mib", "python_peak_mib"} <= set(mode)
+    assert set(s["worst_case"]) == {"udf", "raise_error"}
+    for worst in s["worst_case"].values():
+        assert {"baseline_ms", "huge_ms", "ratio"} <= set(worst)
+        assert worst["warned"] and worst["error_chars"] < worst["message_chars"]
     assert s["dropped_events"] == 0
     assert "| workload |" in proc.stdout

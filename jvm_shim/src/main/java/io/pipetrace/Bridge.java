@@ -54,6 +54,7 @@ public final class Bridge {
    */
   public String flush(SparkSession session, String runId, long timeoutMs) {
     try {
+      long started = System.currentTimeMillis();
       Run run = Run.get(runId);
       boolean timedOut = false;
       try {
@@ -62,6 +63,9 @@ public final class Bridge {
         timedOut = true;
       }
       if (run != null) {
+        // ... and until pipetrace's writer has put every captured step in the spool.
+        long left = timeoutMs - (System.currentTimeMillis() - started);
+        timedOut |= !run.awaitWritten(left);
         run.seal();
       }
       Map<String, Object> m = status(run);
@@ -181,6 +185,7 @@ public final class Bridge {
         m.putAll(sink.stats());
       }
       m.put("capture_time", run.timings.snapshot());
+      m.put("write_time", run.writeTimings.snapshot());
     }
     m.put("tracker_time", ExecutionTracker.busTime());
     m.put("listener_errors", Counters.listenerErrors.get());

@@ -18,7 +18,8 @@ import org.apache.spark.sql.util.QueryExecutionListener;
  * io.pipetrace.PipetraceListener}, settings under {@code spark.pipetrace.*}) or by
  * {@code pipetrace.spark.attach(spark)} through {@link Bridge}. Callbacks run on Spark's
  * shared listener thread; they catch everything, never throw into Spark, and do only the
- * plan walk, the JSON and one file append.
+ * plan walk and the metric snapshot: redaction, the JSON and the file append are
+ * {@link StepWriter}'s, on pipetrace's own thread.
  */
 public class PipetraceListener implements QueryExecutionListener {
   /** Listeners created from spark.sql.queryExecutionListeners, by the SQLConf of their session. */
@@ -152,7 +153,9 @@ public class PipetraceListener implements QueryExecutionListener {
           commandOutputs.add(ids);
         }
       }
-      run.appendStep(capture.step(funcName, qe, durationNs, error));
+      // Reading the plans and metrics happens here; redacting, hashing and writing the row
+      // happen on pipetrace's own thread.
+      run.submit(capture.step(funcName, qe, durationNs, error), capture.redactor());
     } catch (Throwable t) {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName

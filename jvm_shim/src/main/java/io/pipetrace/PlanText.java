@@ -18,31 +18,60 @@ final class PlanText {
   private static final int MAX_FINGERPRINT_NODE_CHARS = 10_000;
 
   /**
-   * A plan text and whether it was cut. Its JSON and its UTF-8 bytes are made once: a
-   * DataFrame run again stores the same (up to plan_max_chars long) text in every step, and
-   * escaping it for the spool was a third of such a step's capture time.
+   * A text capped for storage (a plan, the output schema) and whether it was cut. It is
+   * redacted lazily, on first use: in a step that is on pipetrace's writer thread
+   * ({@link StepWriter}), not Spark's listener thread, where only the rendering happens.
+   *
+   * <p>Its redacted text, JSON and UTF-8 bytes are made once: a DataFrame run again stores the
+   * same (up to plan_max_chars long) text in every step, and escaping it for the spool was a
+   * third of such a step's capture time.
    */
   static final class Text implements com.fasterxml.jackson.databind.JsonSerializable {
-    final String text;
     final boolean truncated;
+    private final int max;
+    private Redactor redactor;
+    private String rendered;       // not redacted yet: up to max + Redactor.MARGIN chars
+    private String text;
     private byte[] utf8;
     private byte[] escaped;
 
-    Text(String text, boolean truncated) {
-      this.text = text;
-      this.truncated = truncated;
+    /** {@code rendered} is cut at most MARGIN past {@code max}; {@code cut}: it was longer. */
+    Text(String rendered, int max, boolean cut, Redactor redactor) {
+      this.rendered = rendered;
+      this.max = max;
+      this.truncated = cut || (rendered != null && rendered.length() > max);
+      this.redactor = redactor;
+    }
+
+    boolean isEmpty() {
+      return rendered == null && text == null;
+    }
+
+    /** The redacted text, cut at the cap with a marker when the rendering was longer. */
+    synchronized String text() {
+      if (text == null && rendered != null) {
+        String out = redactor.redact(rendered);
+        if (truncated) {
+          out = out.substring(0, Math.min(max, out.length())) + String.format(MARKER, max);
+        }
+        text = out;
+        rendered = null;
+        redactor = null;
+      }
+      return text;
     }
 
     synchronized byte[] utf8() {
       if (utf8 == null) {
-        utf8 = text.getBytes(StandardCharsets.UTF_8);
+        utf8 = text().getBytes(StandardCharsets.UTF_8);
       }
       return utf8;
     }
 
     private synchronized byte[] escaped() {
       if (escaped == null) {
-        escaped = com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance().quoteAsUTF8(text);
+        escaped = com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance()
+            .quoteAsUTF8(text());
       }
       return escaped;
     }
@@ -63,8 +92,23 @@ final class PlanText {
 
     @Override
     public String toString() {
-      return text;
+      return text();
     }
+  }
+
+  /**
+   * {@code s} as a capped Text: kept up to MARGIN past the cap (see {@link Redactor#MARGIN}),
+   * redacted and cut at the cap when first used.
+   */
+  static Text capped(String s, int max, Redactor redactor) {
+    int limit = limit(max);
+    return s == null ? new Text(null, max, false, redactor)
+        : new Text(s.length() > limit ? s.substring(0, limit) : s, max, s.length() > limit,
+            redactor);
+  }
+
+  private static int limit(int max) {
+    return (int) Math.min((long) max + Redactor.MARGIN, Integer.MAX_VALUE - 64);
   }
 
   /** Thrown by the bounded appender to stop Spark's tree printer once the cap is reached. */
@@ -83,10 +127,10 @@ final class PlanText {
    */
   static Text of(TreeNode<?> plan, int max, Redactor redactor) {
     if (plan == null) {
-      return new Text(null, false);
+      return new Text(null, max, false, redactor);
     }
-    // Rendered a margin past the cap, redacted, then cut at the cap (see Redactor.MARGIN).
-    int limit = (int) Math.min((long) max + Redactor.MARGIN, Integer.MAX_VALUE - 64);
+    // Rendered a margin past the cap; redacted, then cut at the cap, when first used.
+    int limit = limit(max);
     StringBuilder sb = new StringBuilder(Math.min(limit, 16_384));
     boolean[] full = {false};
     scala.Function1<String, scala.runtime.BoxedUnit> append = s -> {
@@ -104,12 +148,7 @@ final class PlanText {
     } catch (Full stop) {
       // cap reached
     }
-    String text = redactor.redact(sb.toString());
-    boolean cut = full[0] || text.length() > max;
-    if (cut) {
-      text = text.substring(0, Math.min(max, text.length())) + String.format(MARKER, max);
-    }
-    return new Text(text, cut);
+    return new Text(sb.toString(), max, full[0], redactor);
   }
 
   /**

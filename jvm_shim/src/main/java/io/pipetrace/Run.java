@@ -43,6 +43,10 @@ final class Run {
   final AtomicLong skipped = new AtomicLong();
   final Timings timings = new Timings();   // listener time per callback of this run
   final HmacKey key;                       // null: row hashes are plain SHA-256
+  final Timings writeTimings = new Timings();   // StepWriter's time per step of this run
+  private long pending;     // steps handed to StepWriter and not written yet (guarded by pendingLock)
+  private final Object pendingLock = new Object();
+  private static final long CLOSE_WAIT_MS = 30_000;
   private volatile boolean closed;
   volatile String dropReason;              // why the last step was dropped, for status()
   private String prevHash;  // row_hash of the last step appended (guarded by this)
@@ -110,6 +114,39 @@ final class Run {
     return prevHash == null ? null : Anchor.userMetadata(runId, lastSeq, prevHash, keyId());
   }
 
+  /** Hand a captured row to {@link StepWriter}; it redacts it and calls appendStep. */
+  void submit(Map<String, Object> row, Redactor redactor) {
+    StepWriter.submit(this, row, redactor);
+  }
+
+  void submitted() {
+    synchronized (pendingLock) {
+      pending++;
+    }
+  }
+
+  void written() {
+    synchronized (pendingLock) {
+      pending--;
+      pendingLock.notifyAll();
+    }
+  }
+
+  /** Wait until every step handed to StepWriter is in the spool; false on timeout. */
+  boolean awaitWritten(long timeoutMs) throws InterruptedException {
+    long deadline = System.currentTimeMillis() + Math.max(0, timeoutMs);
+    synchronized (pendingLock) {
+      while (pending > 0) {
+        long left = deadline - System.currentTimeMillis();
+        if (left <= 0) {
+          return false;
+        }
+        pendingLock.wait(left);
+      }
+    }
+    return true;
+  }
+
   /**
    * Number the step, chain it to the previous one (prev_hash, row_hash: tamper evidence that
    * `pipetrace verify` checks) and append it to the spool, all in one order. A failing spool
@@ -155,6 +192,15 @@ final class Run {
       }
       closed = true;
       RUNS.remove(runId, this);
+    }
+    try {
+      // Steps already captured are written first (bounded: the app may be going down).
+      if (!awaitWritten(CLOSE_WAIT_MS)) {
+        Log.warnOnce("close-wait-" + runId, "pipetrace: run " + runId + " closed with steps"
+            + " still being written; they are counted as dropped");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     // The run's own account, for `pipetrace run`, whose driver is gone when it reads it:
     // written after the last seal and before the writer lock is released (the runner waits

@@ -100,7 +100,8 @@ final class StepCapture {
   /**
    * The step as a row (column name → value; lists and maps for nested columns), without seq and
    * the hash chain, which {@link Run#appendStep} assigns in order. Parts that fail are left null
-   * and listed in capture_warnings: a partial step, never a lost one.
+   * and listed in capture_warnings: a partial step, never a lost one. Not redacted yet: that is
+   * {@link StepWriter}'s last pass, off Spark's listener thread, with {@link #redactor()}.
    */
   Map<String, Object> step(String funcName, QueryExecution qe, long durationNs, Throwable error) {
     SparkContext sc = qe.sparkSession().sparkContext();
@@ -211,7 +212,7 @@ final class StepCapture {
     for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
         {"physical_plan", physical}}) {
       PlanText.Text t = (PlanText.Text) kv[1];
-      if (t != null && t.text != null) {
+      if (t != null && !t.isEmpty()) {
         row.put((String) kv[0], t);  // written to the spool as its text
         truncated |= t.truncated;
       }
@@ -234,14 +235,14 @@ final class StepCapture {
     }
     row.put("context", context.isEmpty() ? null : context);
     row.put("capture_warnings", warnings);
-    // One last pass over every string: nothing reaches the spool unredacted, whatever part of
-    // Spark it came from (schemas, names, messages). Plan texts were redacted as they streamed.
-    @SuppressWarnings("unchecked")
-    Map<String, Object> redacted = (Map<String, Object>) redactor.redactAll(row, ALREADY_REDACTED);
-    return redacted;
+    return row;
   }
 
-  private static final java.util.Set<String> ALREADY_REDACTED = java.util.Set.of(
+  /**
+   * Keys whose values need no last redaction pass: ids, and texts that redact themselves when
+   * written ({@link PlanText.Text}) or were redacted as they were cut (the error).
+   */
+  static final java.util.Set<String> ALREADY_REDACTED = java.util.Set.of(
       "run_id", "event_id", "logical_plan", "optimized_plan", "physical_plan", "output_schema",
       "error");
 
@@ -345,14 +346,17 @@ final class StepCapture {
    * The schema as DDL, capped like a plan text: a column named after a 10 MB literal (a
    * select of raise_error or lit() without alias) would otherwise be redacted whole.
    */
-  private String outputSchema(String ddl, int max) {
-    Redactor.Capped c = redactor.redactCapped(ddl, max);
-    if (!c.cut()) {
-      return c.text();
+  private PlanText.Text outputSchema(String ddl, int max) {
+    PlanText.Text t = PlanText.capped(ddl, max, redactor);
+    if (t.truncated) {
+      warnings.add("output_schema: " + ddl.length() + " chars cut to " + max
+          + " (spark.pipetrace.plan_max_chars)");
     }
-    warnings.add("output_schema: " + ddl.length() + " chars cut to " + max
-        + " (spark.pipetrace.plan_max_chars)");
-    return c.text() + "...[truncated]";
+    return t;
+  }
+
+  Redactor redactor() {
+    return redactor;
   }
 
   private interface Part<T> {
