@@ -23,6 +23,8 @@ from pyspark.sql import functions as F
 import pipetrace
 from pipetrace.ingest import ensure_table
 from pipetrace.schema import delta_schema, table_properties
+from pipetrace.spark import Handle
+from tests.conftest import flushed_steps
 
 MASK = "*********(redacted)"
 LITERAL_MASK = "***"
@@ -263,6 +265,17 @@ def test_seeded_secret_is_nowhere_pipetrace_wrote(secrets_run: Written, case: Se
     assert leaks(secrets_run, case.seed) == []
     assert steps, f"{case.form}: no step captured"
     assert MASK in json.dumps(steps, default=str)
+
+
+def test_ordinary_plans_stay_readable(spark: Any, trace: Handle) -> None:
+    # Names that contain "key" or "auth" are columns here, not secrets: nothing to mask.
+    df = spark.createDataFrame([("a", 1, ("x",), "ann")],
+                               "key string, monkey long, s struct<key:string>, author string")
+    df.filter("key = 'a' AND monkey > 0").groupBy("key", "author").count().collect()
+    step = flushed_steps(trace).iloc[-1]
+    assert MASK not in json.dumps(step.to_dict(), default=str)
+    assert "key#" in step["optimized_plan"] and "author#" in step["physical_plan"]
+    assert step["output_schema"] == "key STRING,author STRING,count BIGINT NOT NULL"
 
 
 def test_the_corpus_covers_every_form_the_issue_lists() -> None:
