@@ -332,3 +332,97 @@ def test_actions_inside_foreach_batch_are_steps_labelled_with_their_batch(
     assert all(b.startswith(f"query {query.id} batch ") for b in batches)
     assert len(set(batches)) == len(counts)
     assert spark.read.parquet(str(tmp_path / "out")).count() == 30
+
+
+def test_each_micro_batch_is_a_write_step_naming_its_sink_and_rows(
+        spark: Any, tmp_path: Path) -> None:
+    """A streaming query's micro-batches are `stream_write` steps, one per batch, with the sink
+    they wrote and the rows they handed it: a V2 sink (memory, whose batches Spark runs as a
+    collect) and a V1 sink (files, whose batches no QueryExecutionListener sees)."""
+    for i in range(3):
+        spark.range(i * 10, i * 10 + 10 + i).write.mode("append").parquet(str(tmp_path / "in"))
+    with pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s")) as trace:
+        src = (spark.readStream.schema("id long").option("maxFilesPerTrigger", 1)
+               .parquet(str(tmp_path / "in")).filter("id % 3 != 0"))
+        memory = (src.writeStream.format("memory").queryName("evens_mem")
+                  .option("checkpointLocation", str(tmp_path / "cp1"))
+                  .trigger(availableNow=True).start())
+        memory.awaitTermination()
+        files = (src.writeStream.format("parquet").option("path", str(tmp_path / "out"))
+                 .option("checkpointLocation", str(tmp_path / "cp2"))
+                 .trigger(availableNow=True).start())
+        files.awaitTermination()
+        trace.flush()
+        steps = trace.steps()
+    writes = steps[steps["action"] == "stream_write"]
+    by_query = {q: writes[[dict(c)["stream_batch"].startswith(f"query {q} ")
+                           for c in writes["context"]]] for q in (memory.id, files.id)}
+
+    # Memory sink: one step per batch; rows = what the sink itself says it received.
+    mem = by_query[memory.id]
+    progress = {p["batchId"]: p for p in memory.recentProgress}
+    assert len(mem) == len(progress) >= 3
+    assert [dict(c)["stream_batch"] for c in mem["context"]] == [
+        f"query {memory.id} batch {b}" for b in sorted(progress)]
+    assert mem["rows_out"].tolist() == [progress[b]["sink"]["numOutputRows"]
+                                        for b in sorted(progress)]
+    assert int(mem["rows_out"].sum()) == spark.table("evens_mem").count()
+    assert {dict(c).get("stream_query") for c in mem["context"]} == {"evens_mem"}
+    assert {(o["kind"], o["name"], o["format"], o["mode"]) for o in mem["output"]} == {
+        ("table", "evens_mem", "memory", "Append")}
+
+    # File sink: Spark reports no rows for it (numOutputRows -1); the step counts them.
+    out = by_query[files.id]
+    fprogress = {p["batchId"]: p for p in files.recentProgress}
+    assert len(out) == len(fprogress) >= 3
+    assert {p["sink"]["numOutputRows"] for p in fprogress.values()} == {-1}
+    assert out["spark_func"].tolist() == ["addBatch"] * len(out)
+    assert set(out["status"]) == {"SUCCEEDED"}
+    written = spark.read.parquet(str(tmp_path / "out"))
+    assert int(out["rows_out"].sum()) == written.count()
+    # per batch: the rows the batch read, less the filtered ones, counted from its input files
+    per_batch = [spark.read.parquet(*[f.replace("file://", "") for f in
+                                      _batch_files(tmp_path / "cp2", b)])
+                 .filter("id % 3 != 0").count() for b in sorted(fprogress)]
+    assert out["rows_out"].tolist() == per_batch
+    assert {(o["kind"], o["format"], o["mode"]) for o in out["output"]} == {
+        ("path", "parquet", "Append")}
+    assert {o["name"] for o in out["output"]} == {f"file:{tmp_path / 'out'}"}
+    assert not any(w for ws in writes["capture_warnings"] for w in ws)
+
+
+STREAM_JOB = """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[2]").config("spark.sql.shuffle.partitions", 2).getOrCreate()
+base = sys.argv[1]
+spark.range(0, 10).write.mode("append").parquet(base + "/in")
+spark.range(10, 25).write.mode("append").parquet(base + "/in")
+src = spark.readStream.schema("id long").option("maxFilesPerTrigger", 1).parquet(base + "/in")
+q = (src.writeStream.format("parquet").option("path", base + "/out")
+     .option("checkpointLocation", base + "/cp").trigger(availableNow=True).start())
+q.awaitTermination()
+print("BATCHES", len(q.recentProgress), "ROWS", spark.read.parquet(base + "/out").count())
+"""
+
+
+def test_pipetrace_run_records_a_file_sinks_batches(tmp_path: Path) -> None:
+    """Under `pipetrace run` (listeners from the conf, as on a cluster) a file sink's batches,
+    which no QueryExecutionListener sees, are steps with their path and rows too."""
+    (tmp_path / "job.py").write_text(STREAM_JOB)
+    proc = run_cli("run", "--table", str(tmp_path / "t"), str(tmp_path / "job.py"),
+                   str(tmp_path), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    batches, rows = map(int, re.search(r"BATCHES (\d+) ROWS (\d+)", proc.stdout).groups())
+    steps = DeltaTable(str(tmp_path / "t")).to_pandas().sort_values("seq")
+    writes = steps[steps["action"] == "stream_write"]
+    assert len(writes) == batches >= 2
+    assert int(writes["rows_out"].sum()) == rows == 25
+    assert {o["name"] for o in writes["output"]} == {f"file:{tmp_path / 'out'}"}
+
+
+def _batch_files(checkpoint: Path, batch: int) -> list[str]:
+    """The input files a file-source batch read, from the query's own checkpoint."""
+    import json
+    lines = (checkpoint / "sources" / "0" / str(batch)).read_text().splitlines()
+    return [json.loads(line)["path"] for line in lines[1:]]

@@ -14,10 +14,12 @@ from typing import Any
 
 from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError, UnsupportedModeError
 
-__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "JvmBridge", "check_jar", "is_blocked_jvm_error",
-           "jar_path"]
+__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "STREAM_LISTENER_CLASS", "JvmBridge", "check_jar",
+           "is_blocked_jvm_error", "jar_path"]
 
 LISTENER_CLASS = "io.pipetrace.PipetraceListener"
+# Registered beside it: names the sink of each streaming query, so its batches name it too.
+STREAM_LISTENER_CLASS = "io.pipetrace.StreamSinks"
 BRIDGE_CLASS = "io.pipetrace.Bridge"
 JAR_NAME = "pipetrace-shim.jar"
 SUPPORTED_SPARK_MAJOR = 4

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipetrace import spool as sp
-from pipetrace._jvm import LISTENER_CLASS, check_jar, jar_path
+from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter, ingest
@@ -44,6 +44,7 @@ __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 _COMMIT_EVERY_S = 1.0
 _DRIVER_EXIT_S = 60.0
 _LISTENERS = "spark.sql.queryExecutionListeners"
+_STREAM_LISTENERS = "spark.sql.streaming.streamingQueryListeners"
 _CLASSPATH = "spark.driver.extraClassPath"
 
 log = logging.getLogger("pipetrace")
@@ -119,6 +120,8 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
             ours += ["--driver-class-path", str(jar)]
     if not _merge_conf(tokens, _LISTENERS, LISTENER_CLASS, ","):
         ours += ["--conf", f"{_LISTENERS}={LISTENER_CLASS}"]
+    if not _merge_conf(tokens, _STREAM_LISTENERS, STREAM_LISTENER_CLASS, ","):
+        ours += ["--conf", f"{_STREAM_LISTENERS}={STREAM_LISTENER_CLASS}"]
     # Ours come last so that they win over any spark.pipetrace.* the user had set.
     ours += [
         "--conf", f"spark.pipetrace.run_id={run_id}",

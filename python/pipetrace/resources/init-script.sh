@@ -27,6 +27,7 @@ CONF_FILE="$CONF_DIR/00-pipetrace.conf"
 PIP="${PIPETRACE_PIP:-$ROOT/databricks/python3/bin/pip}"
 LOG_DIR="$ROOT/tmp/pipetrace"
 LISTENER="io.pipetrace.PipetraceListener"
+STREAM_LISTENER="io.pipetrace.StreamSinks"
 
 mkdir -p "$LOG_DIR" 2>/dev/null
 log() { echo "pipetrace init: $*" | tee -a "$LOG_DIR/init.log" >&2; }
@@ -86,6 +87,7 @@ fi
 cat > "$CONF_FILE.tmp" <<CONF || off "cannot write $CONF_FILE"
 [driver] {
   "spark.sql.queryExecutionListeners" = "$LISTENER"
+  "spark.sql.streaming.streamingQueryListeners" = "$STREAM_LISTENER"
   "spark.pipetrace.table" = "$TABLE"
   "spark.pipetrace.spool" = "$SPOOL"
   "spark.pipetrace.writer" = "$WRITER"

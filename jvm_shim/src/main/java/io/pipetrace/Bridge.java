@@ -39,6 +39,8 @@ public final class Bridge {
         PipetraceListener listener = new PipetraceListener(run, tracker);
         DatabricksContext.register(session.sparkContext());
         session.listenerManager().register(listener);
+        listener.streams = new StreamSinks(session, listener);
+        session.streams().addListener(listener.streams);
         ATTACHED.put(session, listener);
         SparkSink.maybeStart(run, session);
         return info(run, "attach", false);
@@ -95,6 +97,9 @@ public final class Bridge {
       // first lost the step of an action whose end event was still queued.
       int running = drain(session, listener, started, deadline);
       session.listenerManager().unregister(listener);
+      if (listener.streams != null) {
+        session.streams().removeListener(listener.streams);
+      }
       listener.detach();
       for (ExecutionTracker.Deferred d : listener.tracker().takeDeferred(listener)) {
         listener.capture(d.funcName, d.qe, d.durationNs, d.error, null);

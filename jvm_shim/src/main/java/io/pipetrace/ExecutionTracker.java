@@ -75,6 +75,8 @@ final class ExecutionTracker extends SparkListener {
     java.lang.ref.WeakReference<QueryExecution> endedQe;
     // "<query id> batch <n>" when this execution is, or runs inside, a streaming micro-batch
     String stream;
+    // The micro-batch's own execution (not an action run inside foreachBatch): the query's id
+    UUID microBatch;
     Exec promoted;  // on a micro-batch: the agent action inside foreachBatch now running
 
     Exec(long id, long rootId, UUID queryId, long startMs, String description,
@@ -409,6 +411,16 @@ final class ExecutionTracker extends SparkListener {
     }
     Exec e = new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds);
     e.stream = stream;
+    if (stream != null && !promote && root == s.executionId()) {
+      e.microBatch = streamQuery(s.description());
+    } else if (promote && rootExec.microBatch != null) {
+      // A V2 sink's batch runs as a collect nested in the micro-batch: that collect is the
+      // batch's write. Inside foreachBatch (a V1 sink) nested actions are the function's own.
+      StreamSinks.Sink sink = StreamSinks.of(rootExec.microBatch);
+      if (sink != null && !sink.addBatch) {
+        e.microBatch = rootExec.microBatch;
+      }
+    }
     execs.put(s.executionId(), e);
     if (promote) {
       rootExec.promoted = e;
@@ -421,6 +433,11 @@ final class ExecutionTracker extends SparkListener {
   // Spark's description of a micro-batch: "<name>\nid = <uuid>\nrunId = <uuid>\nbatch = <n>"
   private static final java.util.regex.Pattern STREAM_BATCH = java.util.regex.Pattern.compile(
       "(?s).*\\bid = ([0-9a-f-]{36})\\s+runId = [0-9a-f-]{36}\\s+batch = (\\d+).*");
+
+  private static UUID streamQuery(String description) {
+    java.util.regex.Matcher m = STREAM_BATCH.matcher(description);
+    return m.matches() ? UUID.fromString(m.group(1)) : null;
+  }
 
   /** "query &lt;id&gt; batch &lt;n&gt;" for a micro-batch's description, else null. */
   static String streamBatch(String description) {
@@ -453,6 +470,18 @@ final class ExecutionTracker extends SparkListener {
         }
       }
       e.endedQe = new java.lang.ref.WeakReference<>(qe);
+      StreamSinks.Sink sink = e.microBatch == null ? null : StreamSinks.of(e.microBatch);
+      if (sink != null && sink.addBatch && !sink.foreachBatch) {
+        // A V1 sink's batch (files, Delta): addBatch wrote it and no callback will come.
+        e.claimed = true;
+        e.stages.forEach(stageToExec::remove);
+        e.stages.clear();
+        String error = end.errorMessage().isDefined() && !end.errorMessage().get().isEmpty()
+            ? end.errorMessage().get() : null;
+        sink.listener.captureMicroBatch(qe, e, end.time(), error);
+        forget(e);
+        return;
+      }
     }
     e.stages.forEach(stageToExec::remove);
     e.stages.clear();

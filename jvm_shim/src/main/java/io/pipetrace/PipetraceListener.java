@@ -39,6 +39,7 @@ public class PipetraceListener implements QueryExecutionListener {
         }
       });
   private volatile boolean detached;
+  StreamSinks streams;     // the sinks of streaming queries started while attached (attach())
 
   /** Used by Spark for spark.sql.queryExecutionListeners. */
   public PipetraceListener(SparkConf conf) {
@@ -124,6 +125,38 @@ public class PipetraceListener implements QueryExecutionListener {
       Counters.listenerErrors.incrementAndGet();
       Log.warnOnce("listener-" + funcName, "pipetrace: could not capture a " + funcName
           + " action; the job is not affected", t);
+    }
+  }
+
+  /**
+   * A micro-batch a V1 streaming sink wrote with addBatch (files, Delta): no callback reports
+   * it, so the tracker hands it over when its execution ends (see {@link StreamSinks}).
+   */
+  void captureMicroBatch(QueryExecution qe, ExecutionTracker.Exec exec, long endMs,
+      String error) {
+    try {
+      if (run == null || detached) {
+        return;
+      }
+      if (run.isClosed()) {
+        run.dropped.incrementAndGet();
+        run.dropReason = "a streaming micro-batch ended after the run closed";
+        return;
+      }
+      long durationNs = Math.max(0, endMs - exec.startMs) * 1_000_000L;
+      capture("addBatch", qe, error == null ? durationNs : -1, error == null ? null
+          : new BatchFailed(error), exec);
+    } catch (Throwable t) {
+      Counters.listenerErrors.incrementAndGet();
+      Log.warnOnce("listener-addBatch", "pipetrace: could not capture a streaming micro-batch;"
+          + " the query is not affected", t);
+    }
+  }
+
+  /** A micro-batch's failure, as its end event reports it (a message, no exception). */
+  static final class BatchFailed extends Exception {
+    BatchFailed(String message) {
+      super(message, null, false, false);
     }
   }
 

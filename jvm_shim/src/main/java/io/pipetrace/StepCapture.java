@@ -103,6 +103,9 @@ final class StepCapture {
    * and listed in capture_warnings: a partial step, never a lost one. Not redacted yet: that is
    * {@link StepWriter}'s last pass, off Spark's listener thread, with {@link #redactor()}.
    */
+  /** The action of a streaming query's micro-batch. */
+  static final String STREAM_WRITE = "stream_write";
+
   Map<String, Object> step(String funcName, QueryExecution qe, long durationNs, Throwable error) {
     SparkContext sc = qe.sparkSession().sparkContext();
     LogicalPlan analyzed = attempt("analyzed plan", qe::analyzed);
@@ -121,8 +124,20 @@ final class StepCapture {
       }
     }
     String description = exec == null ? null : exec.description;
-    String action = Actions.normalize(funcName, description, output != null,
-        analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);
+    boolean microBatch = exec != null && exec.microBatch != null;
+    String action = microBatch ? STREAM_WRITE : Actions.normalize(funcName, description,
+        output != null, analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);
+    if (microBatch) {
+      // A streaming query's micro-batch: a write to its sink, whatever Spark called it
+      // (collect for a V2 sink, addBatch for a V1 one). Its rows are the rows handed to the
+      // sink, read like a collect's (the sink's own write reports none for V1 sinks).
+      StreamSinks.Sink sink = StreamSinks.of(exec.microBatch);
+      if (sink != null) {
+        output = sink.output;
+      } else {
+        warnings.add("output unknown: the streaming query started before pipetrace was attached");
+      }
+    }
     int max = run.settings.planMaxChars;
     PlanCache cache = PlanCache.of(qe, max, redactor);
     SparkPlan executed = attempt("physical plan", qe::executedPlan);
@@ -150,8 +165,8 @@ final class StepCapture {
     final Relations.Rel out = output;
     // A failed action returned nothing; its operators still show how far it got.
     OperatorRows.Known result = error != null || rows == null ? null
-        : attempt("rows_out", () -> ActionRows.of(action, executed, analyzed, out != null,
-            nested, rows));
+        : attempt("rows_out", () -> ActionRows.of(action, executed, analyzed,
+            out != null && !STREAM_WRITE.equals(action), nested, rows));
     if (result != null && result.rows == null && result.reason != null) {
       warnings.add("rows_out unknown: " + result.reason);
     }
@@ -232,6 +247,10 @@ final class StepCapture {
     if (exec != null && exec.stream != null) {
       context = new LinkedHashMap<>(context);
       context.put("stream_batch", exec.stream);  // a streaming query's micro-batch
+      StreamSinks.Sink of = StreamSinks.of(exec.microBatch);
+      if (of != null && of.queryName != null) {
+        context.put("stream_query", of.queryName);
+      }
     }
     row.put("context", context.isEmpty() ? null : context);
     row.put("capture_warnings", warnings);
