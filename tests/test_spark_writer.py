@@ -16,7 +16,7 @@ from typing import Any
 import pipetrace
 from pipetrace.query import steps as delta_steps
 from pipetrace.spark import Handle
-from pipetrace.spark_writer import SparkWriterHandle
+from pipetrace.spark_writer import SparkWriter
 from tests.test_faults import env_for
 
 
@@ -29,7 +29,7 @@ def test_spark_writer_commits_to_a_path_and_its_own_writes_are_not_steps(spark, 
     target = str(tmp_path / "steps_parquet")
     trace = _attach(spark, tmp_path, table=target, writer="spark", format="parquet")
     try:
-        assert isinstance(trace, SparkWriterHandle) and trace.writer == "spark"
+        assert isinstance(trace._writer, SparkWriter) and trace.writer == "spark"
         spark.range(10).count()
         spark.range(5).collect()
         first = trace.flush()

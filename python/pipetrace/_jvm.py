@@ -199,3 +199,10 @@ class JvmBridge:
     def status(self, run_id: str) -> dict[str, Any]:
         """Counters of the run: captured, dropped, skipped steps; listener errors."""
         return self._answer(self._bridge.status(run_id))
+
+    def rule(self, name: str, value: Any) -> Any:
+        """Apply one of the rules the JVM shares with Python (``Rules.probe``) to ``value``.
+
+        For tests/test_shared_rules.py, which checks both sides against one fixture file.
+        """
+        return self._answer(self._bridge.rule(name, json.dumps(value)))["value"]

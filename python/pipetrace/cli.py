@@ -16,10 +16,7 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import csv
-import datetime as dt
-import decimal
 import json
 import math
 import sys
@@ -28,11 +25,12 @@ from importlib import metadata
 from typing import Any
 
 import click
-import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipetrace.cli_databricks import audit_cmd, databricks
+from pipetrace.cli_output import cell, json_rows
 from pipetrace.errors import ConfigError, PipetraceError, TableError
 
 __all__ = ["main"]
@@ -188,17 +186,17 @@ def sql_cmd(table: str | None, fmt: str, query: str) -> int:
     from pipetrace.query import sql
 
     result = sql(query, table=table)
-    rows = _json_rows(result)
+    rows = json_rows(result)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.column_names)
-        writer.writerows([_cell(row[name]) for name in result.column_names] for row in rows)
+        writer.writerows([cell(row[name]) for name in result.column_names] for row in rows)
     else:
         view = Table(*result.column_names, show_lines=False)
         for row in rows:
-            view.add_row(*(Text(_cell(row[name])) for name in result.column_names))
+            view.add_row(*(Text(cell(row[name])) for name in result.column_names))
         Console().print(view)
         _err(f"{result.num_rows} rows")
     return 0
@@ -274,15 +272,9 @@ def verify_cmd(table: str | None, key_file: str | None, run_id: str | None) -> i
     return 0 if report.ok else 1
 
 
-def _register_extras() -> None:
-    # Databricks setup and audit queries live in their own module (cli_databricks.py).
-    from pipetrace.cli_databricks import audit_cmd, databricks
-
-    cli.add_command(databricks)
-    cli.add_command(audit_cmd)
-
-
-_register_extras()
+# Databricks setup and audit queries live in their own module; registered here, explicitly.
+cli.add_command(databricks)
+cli.add_command(audit_cmd)
 
 
 def _present(value: Any) -> bool:
@@ -316,48 +308,6 @@ def _flow(inputs: Any, output: Any) -> str:
     sources = ", ".join(_short_name(i) for i in (list(inputs) if inputs is not None else []))
     target = _short_name(output) if isinstance(output, dict) else ""
     return f"{sources} → {target}" if target else sources
-
-
-def _jsonable(value: Any, dtype: pa.DataType) -> Any:
-    """A value from ``to_pylist`` as JSON: maps as objects, timestamps as ISO-8601."""
-    if value is None:
-        return None
-    if pa.types.is_map(dtype):
-        return {str(k): _jsonable(v, dtype.item_type) for k, v in value}
-    if pa.types.is_struct(dtype):
-        return {f.name: _jsonable(value.get(f.name), f.type) for f in dtype}
-    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
-        return [_jsonable(v, dtype.value_type) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    columns = {f.name: [_jsonable(v, f.type) for v in table.column(f.name).to_pylist()]
-               for f in table.schema}
-    return [{name: columns[name][i] for name in table.column_names} for i in range(table.num_rows)]
-
-
-def _cell(value: Any) -> str:
-    """A JSON-ready value as one text cell: nested values as compact JSON, null as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,7 @@
-"""CLI commands ``pipetrace databricks ...`` and ``pipetrace audit ...`` (registered in cli.py)."""
+"""CLI commands ``pipetrace databricks ...`` and ``pipetrace audit ...``.
+
+cli.py adds them to its group; this module does not know cli.py.
+"""
 
 from __future__ import annotations
 
@@ -38,17 +41,17 @@ def audit_cmd(table: str | None, run_id: str | None, fmt: str, show_sql: bool, q
     import sys
 
     from pipetrace.audit import audit, query_text
-    from pipetrace.cli import _cell, _json_rows
+    from pipetrace.cli_output import cell, json_rows
 
     if show_sql:
         click.echo(query_text(query), nl=False)
         return 0
     result = audit(query, table=table, run_id=run_id)
-    rows = _json_rows(result)
+    rows = json_rows(result)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.column_names)
-        writer.writerows([_cell(row[name]) for name in result.column_names] for row in rows)
+        writer.writerows([cell(row[name]) for name in result.column_names] for row in rows)
     return 0

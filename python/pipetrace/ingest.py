@@ -397,7 +397,7 @@ def _commit(
         dt.update_incremental()
     # Empty segments carry no rows, so deleting them without a commit cannot duplicate or lose.
     for number in numbers:
-        (run_dir / f"seg-{number:06d}.jsonl").unlink(missing_ok=True)
+        (run_dir / sp.segment_name(number)).unlink(missing_ok=True)
     result.steps += data.num_rows
     result.failed_steps += pc.sum(pc.equal(data.column("status"), "FAILED")).as_py() or 0
     result.segments += len(numbers)

@@ -18,20 +18,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from pipetrace.errors import ConfigError
+from pipetrace.rules import BLANK, LOCAL_SCHEME, REMOTE_LOCATION
+from pipetrace.rules import TABLE_NAME as _TABLE_NAME
 from pipetrace.schema import TABLE_NAME
 
 __all__ = ["home", "is_local", "is_table_name", "normalize_table", "resolve_spool",
            "resolve_table"]
 
-# s3://, abfss://, gs://, dbfs:/ ... but not a Windows drive letter (C:\...)
-_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 # NUL and other control characters (newlines, tabs...): a typo or a pasting accident, never a path
 _ILLEGAL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# catalog.schema.table, each part an identifier or `backticked` (same rule as SparkSink.java)
-_PART = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
-_TABLE_NAME = re.compile(rf"^{_PART}\.{_PART}\.{_PART}$")
 
 
 def is_table_name(table: str) -> bool:
@@ -46,7 +41,7 @@ def is_table_name(table: str) -> bool:
         >>> is_table_name("main.audit.pipeline_steps"), is_table_name("/data/pipeline_steps")
         (True, False)
     """
-    return bool(_TABLE_NAME.match(table.strip()))
+    return bool(_TABLE_NAME.fullmatch(table.strip(BLANK)))
 
 
 def home() -> Path:
@@ -69,7 +64,7 @@ def is_local(table: str) -> bool:
         >>> is_local("/data/pipeline_steps"), is_local("s3://bucket/pipeline_steps")
         (True, False)
     """
-    return not _REMOTE.match(table)
+    return table.startswith(LOCAL_SCHEME) or not REMOTE_LOCATION.match(table)
 
 
 def normalize_table(table: str) -> str:
@@ -82,7 +77,7 @@ def normalize_table(table: str) -> str:
         >>> normalize_table("file:///data/steps/")
         '/data/steps'
     """
-    text = table.strip()
+    text = table.strip(BLANK)
     if not text:
         raise ConfigError("the table location is empty: pass --table PATH or set PIPETRACE_TABLE")
     bad = _ILLEGAL.search(text)
@@ -90,13 +85,13 @@ def normalize_table(table: str) -> str:
         raise ConfigError(f"invalid table location {table!r}: it contains {bad.group()!r}, which "
                           "no file system or object store path may contain; pass a path such as "
                           "/data/audit/pipeline_steps or s3://bucket/pipeline_steps")
-    if text.startswith("file:"):
+    if text.startswith(LOCAL_SCHEME):
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):
             raise ConfigError(f"cannot use {table!r}: file:// URIs must name a local path "
                               "(file:///abs/path)")
         text = unquote(parsed.path)
-    elif _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+    elif REMOTE_LOCATION.match(text):  # s3://, abfss://, dbfs:/; a drive letter (C:) is too short
         return text.rstrip("/")
     return str(Path(text).expanduser().resolve())
 
@@ -118,7 +113,7 @@ def resolve_table(table: str | None, *, allow_names: bool = False) -> str:
         return str(home() / TABLE_NAME)
     if is_table_name(chosen):
         if allow_names:
-            return chosen.strip()
+            return chosen.strip(BLANK)
         raise ConfigError(f"{chosen!r} is a catalog table name; this command reads and writes "
                           "Delta paths with delta-rs. Query the table with Spark or Databricks "
                           "SQL, or pass a path (write ./a.b.c for a local directory)")
@@ -133,8 +128,9 @@ def resolve_spool(spool: str | os.PathLike[str] | None) -> Path:
         >>> resolve_spool("/tmp/sp")
         PosixPath('/tmp/sp')
     """
-    if spool is not None and str(spool).strip():
-        return Path(spool).expanduser().resolve()
+    if spool is not None and str(spool).strip(BLANK):
+        # Stripped like every other setting (the JVM strips spark.pipetrace.spool too).
+        return Path(str(spool).strip(BLANK)).expanduser().resolve()
     env = os.environ.get("PIPETRACE_SPOOL")
     if env:
         return Path(env).expanduser().resolve()

@@ -21,7 +21,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 
@@ -31,17 +31,17 @@ import pandas as pd
 import pyarrow.pandas_compat  # noqa: F401
 
 from pipetrace._jvm import JvmBridge
+from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
 from pipetrace.guard import check_location
-from pipetrace.ingest import IngestResult, RunCommitter
+from pipetrace.ingest import IngestResult
 from pipetrace.keys import ENV_VAR, key_id, load_key
 from pipetrace.locations import resolve_spool, resolve_table
-from pipetrace.query import steps as query_steps
-from pipetrace.recover import recover
 from pipetrace.resume import resume_point
 from pipetrace.runner import new_run_id
+from pipetrace.spark_writer import SparkWriter
 
-__all__ = ["FlushResult", "Handle", "attach"]
+__all__ = ["FlushResult", "Handle", "Writer", "attach"]
 
 log = logging.getLogger("pipetrace")
 
@@ -76,11 +76,33 @@ def _with_drops(error: str | None, status: dict[str, Any]) -> str | None:
     return f"{lost}; {error}" if error else lost
 
 
+class Writer(Protocol):
+    """Who commits a capture's steps: :class:`~pipetrace.delta_rs_writer.DeltaRsWriter` (Python,
+    delta-rs) or :class:`~pipetrace.spark_writer.SparkWriter` (the JVM, Spark's writer).
+
+    The :class:`Handle` owns the threads, the lock and the deadlines; a writer only commits,
+    counts and reads back. Writers do not import this module: they are given to the handle.
+    """
+
+    name: str     # "delta-rs", "spark" or "spool" (attach's writer=, as the JVM chose it)
+    format: str   # table format
+    polls: bool   # whether the handle looks for sealed segments every commit_interval
+    failures: int
+    last_error: str | None
+
+    def describe(self) -> str: ...
+    def prepare(self) -> None: ...
+    def commit(self, *, if_sealed: bool, detached: bool) -> IngestResult: ...
+    def committed_at_detach(self, committed: int) -> int: ...
+    def steps(self) -> pd.DataFrame: ...
+    def status(self) -> dict[str, Any]: ...
+
+
 class Handle:
     """A capture attached to one SparkSession. Use :func:`attach` to get one."""
 
     def __init__(self, bridge: JvmBridge, info: dict[str, Any], table: str, app_id: str,
-                 commit_interval: float) -> None:
+                 commit_interval: float, *, writer: Writer) -> None:
         self._bridge = bridge
         self._key = (app_id, info["run_id"])
         self.run_id: str = info["run_id"]
@@ -89,21 +111,21 @@ class Handle:
         self.mode: str = info["mode"]
         # Id of the key the run's rows are hashed with (pipetrace.keys); None: unkeyed.
         self.key_id: str | None = info.get("key_id")
+        self._writer = writer
+        self.writer: str = writer.name
+        self.format: str = writer.format
         self._commit_lock = threading.Lock()
-        self._committer = RunCommitter(spool=self.spool, table=table, run_id=self.run_id)
         self._stop = threading.Event()
-        self._recovered = threading.Event()
+        self._ready = threading.Event()  # set once the writer is prepared (dead runs recovered)
         self._detached = False
-        self._warned = False
-        self.commit_failures = 0
-        self.last_error: str | None = None
         self._thread = threading.Thread(target=self._commit_loop, args=(commit_interval,),
                                         name=f"pipetrace-commit-{self.run_id}", daemon=True)
         self._thread.start()
         atexit.register(self._at_exit)
 
     def __repr__(self) -> str:
-        return f"<pipetrace Handle run_id={self.run_id!r} table={self.table!r}>"
+        return (f"<pipetrace Handle run_id={self.run_id!r} table={self.table!r}"
+                f"{self._writer.describe()}>")
 
     def __enter__(self) -> Handle:
         return self
@@ -111,49 +133,34 @@ class Handle:
     def __exit__(self, *exc: object) -> None:
         self.detach()
 
+    @property
+    def commit_failures(self) -> int:
+        """Commits that failed so far (delta-rs; the JVM counts its own writer's)."""
+        return self._writer.failures
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last commit failed, or None after a commit that worked."""
+        return self._writer.last_error
+
     def _commit(self, *, if_sealed: bool = False) -> IngestResult:
-        # The background committer runs in the user's driver (benchmarks/README.md): a tick
-        # with no sealed segment does not touch the table at all.
         with self._commit_lock:
-            if if_sealed and not self._committer.has_sealed():
-                return IngestResult(table=self.table)
-            try:
-                result = self._committer.commit()
-            except Exception as exc:
-                self._failed(exc)
-                raise
-        self.last_error = None
-        return result
-
-    def _failed(self, exc: BaseException) -> None:
-        self.commit_failures += 1
-        self.last_error = str(exc)
-        if not self._warned:  # one warning per capture, then only the counter moves
-            self._warned = True
-            log.warning("pipetrace: cannot commit run %s to %s (%s); steps stay in the spool "
-                        "%s. See `pipetrace status --spool %s`; once fixed, `pipetrace recover` "
-                        "commits them", self.run_id, self.table, exc, self.spool, self.spool)
-
-    def _recover_dead_runs(self) -> None:
-        # Runs of this table left by a crashed process (kill -9, lost machine): commit them now.
-        try:
-            recover(spool=self.spool, table=self.table, include_unassigned=False)
-        except Exception as exc:  # noqa: BLE001 - our own run still captures; status shows it
-            log.warning("pipetrace: could not recover earlier runs in %s (%s); run "
-                        "`pipetrace recover --spool %s --table %s`", self.spool, exc,
-                        self.spool, self.table)
-        finally:
-            self._recovered.set()
+            return self._writer.commit(if_sealed=if_sealed, detached=self._detached)
 
     def _commit_loop(self, interval: float) -> None:
+        try:
+            self._writer.prepare()
+        finally:
+            self._ready.set()
+        if not self._writer.polls:
+            return
         # Batches: the JVM seals a spool segment at least every second; commit what is sealed.
-        self._recover_dead_runs()
         wait = interval
         while not self._stop.wait(wait):
             try:
                 self._commit(if_sealed=True)
                 wait = interval
-            except Exception:  # noqa: BLE001 - counted and warned once in _commit
+            except Exception:  # noqa: BLE001 - counted and warned once by the writer
                 # A broken table is retried less and less often, not 4 times a second.
                 wait = min(max(wait * 2, interval), _MAX_RETRY_WAIT_S)
 
@@ -195,7 +202,7 @@ class Handle:
         deadline = time.monotonic() + timeout
         status = self._bridge_call(lambda: self._bridge.flush(self.run_id, int(timeout * 1000))) \
             if not self._detached else {}
-        self._recovered.wait(max(deadline - time.monotonic(), 0.0))
+        self._ready.wait(max(deadline - time.monotonic(), 0.0))
         committed, late, error = self._commit_within(deadline - time.monotonic())
         return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
                            int(status.get("dropped", 0)),
@@ -230,6 +237,7 @@ class Handle:
         committed, late, error = self._commit_within(deadline - time.monotonic())
         _LIVE.pop(self._key, None)
         atexit.unregister(self._at_exit)
+        committed = self._writer.committed_at_detach(committed)
         return FlushResult(self.run_id, int(status.get("captured", 0)), committed,
                            int(status.get("dropped", 0)),
                            bool(status.get("timed_out", False)) or late,
@@ -243,14 +251,13 @@ class Handle:
             >>> trace.steps()["action"].tolist()  # doctest: +SKIP
             ['count', 'collect']
         """
-        return query_steps(self.run_id, table=self.table)
+        return self._writer.steps()
 
     def status(self) -> dict[str, Any]:
         """Capture counters from the JVM (captured, dropped, skipped steps, listener errors)
-        and of the commits (``commit_failures``, ``last_error``)."""
-        counters = self._bridge_call(lambda: self._bridge.status(self.run_id))
-        counters.update(commit_failures=self.commit_failures, last_error=self.last_error)
-        return counters
+        and of the commits (delta-rs: ``commit_failures``, ``last_error``; Spark's writer:
+        ``sink_committed_steps``, ``sink_failures``, ...)."""
+        return self._writer.status()
 
     def _at_exit(self) -> None:
         # Interpreter exit: commit what reached the spool, bounded, whatever state the JVM is in
@@ -397,12 +404,11 @@ def attach(
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:
         return existing
-    if info.get("writer", "delta-rs") != "delta-rs":
-        from pipetrace.spark_writer import SparkWriterHandle
-
-        handle: Handle = SparkWriterHandle(bridge, info, info.get("table") or resolved_table,
-                                           app, commit_interval, spark=spark)
-    else:
-        handle = Handle(bridge, info, info.get("table") or resolved_table, app, commit_interval)
+    table_used = info.get("table") or resolved_table
+    writer_of_run: Writer = (
+        SparkWriter(bridge, info, table_used, spark=spark)
+        if info.get("writer", "delta-rs") != "delta-rs"
+        else DeltaRsWriter(bridge, info["run_id"], table_used, info["spool"]))
+    handle = Handle(bridge, info, table_used, app, commit_interval, writer=writer_of_run)
     _LIVE[(app, info["run_id"])] = handle
     return handle

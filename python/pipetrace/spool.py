@@ -31,7 +31,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipetrace.errors import SpoolError
+from pipetrace.rules import SEGMENT
 
 __all__ = [
     "Manifest",
@@ -59,6 +59,8 @@ __all__ = [
     "recover_open_segments",
     "remove_run_if_done",
     "sealed_segments",
+    "segment_name",
+    "segment_number",
     "writer_alive",
     "writer_state",
 ]
@@ -68,7 +70,9 @@ WRITER_LOCK = "writer.lock"
 COMMIT_LOCK = "commit.lock"
 LAST_ERROR = "last_error.json"
 QUARANTINE = "quarantine"
-_SEGMENT = re.compile(r"^seg-(\d{6,})\.jsonl(\.open)?$")
+
+# A segment number is a long on the JVM side (and the Delta txn version): larger is not ours.
+_MAX_NUMBER = (1 << 63) - 1
 
 WriterState = Literal["alive", "gone", "absent"]
 
@@ -103,7 +107,33 @@ class Segment:
     @property
     def sealed_name(self) -> str:
         """File name of the segment once sealed, e.g. ``seg-000007.jsonl``."""
-        return f"seg-{self.number:06d}.jsonl"
+        return segment_name(self.number)
+
+
+def segment_number(name: str, *, is_open: bool = False) -> int | None:
+    """The number of segment file ``name`` (sealed, or ``.open`` when ``is_open``), else None.
+
+    Example::
+
+        >>> segment_number("seg-000007.jsonl"), segment_number("seg-7.jsonl")
+        (7, None)
+    """
+    match = SEGMENT.fullmatch(name)
+    if match is None or bool(match.group(2)) != is_open:
+        return None
+    number = int(match.group(1))
+    return number if number <= _MAX_NUMBER else None
+
+
+def segment_name(number: int) -> str:
+    """File name of sealed segment ``number`` (the JVM's ``Rules.segmentName``).
+
+    Example::
+
+        >>> segment_name(7), segment_name(1732000000000)
+        ('seg-000007.jsonl', 'seg-1732000000000.jsonl')
+    """
+    return f"seg-{number:06d}.jsonl"
 
 
 def list_runs(spool: Path) -> list[Path]:
@@ -199,9 +229,9 @@ def _segments(run_dir: Path, *, want_open: bool) -> list[Segment]:
         return []
     found = []
     for path in run_dir.iterdir():
-        match = _SEGMENT.match(path.name)
-        if match and bool(match.group(2)) == want_open and path.is_file():
-            found.append(Segment(path=path, number=int(match.group(1))))
+        number = segment_number(path.name, is_open=want_open)
+        if number is not None and path.is_file():
+            found.append(Segment(path=path, number=number))
     return sorted(found, key=lambda s: s.number)
 
 

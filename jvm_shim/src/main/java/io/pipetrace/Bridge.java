@@ -254,4 +254,19 @@ public final class Bridge {
       return "{\"error\": \"unserializable error\"}";
     }
   }
+
+  /**
+   * For tests only: apply one of the rules python/pipetrace shares (see {@link Rules#probe})
+   * to a JSON input; answers {"value": ...} or {"error": "..."}. tests/test_shared_rules.py
+   * checks both sides against tests/fixtures/shared_rules.json with it.
+   */
+  public String rule(String name, String inputJson) {
+    try {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("value", Rules.probe(name, JSON.readTree(inputJson)));
+      return JSON.writeValueAsString(m);
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
 }

@@ -22,7 +22,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  * boolean {@code t}/{@code f}; integer and timestamp (epoch microseconds) {@code i<decimal>;};
  * string {@code s<utf-8 length>:<utf-8 bytes>}; array {@code [..]}; map {@code {..}} with
  * entries sorted by the UTF-8 bytes of the key; struct {@code (..)} in schema order. A row is
- * the struct of every column but row_hash.
+ * the struct of every column but row_hash, of the row's schema_version: a field added later
+ * (metadata {@code since} above it) is not part of an older row's encoding, as in verify.py.
+ * tests/fixtures/shared_rules.json holds rows, their encodings and hashes that both reproduce.
  */
 final class Canonical {
   private static final JsonNode SCHEMA = load();
@@ -40,11 +42,13 @@ final class Canonical {
   /** Hex SHA-256 of the row's canonical encoding, or its HMAC-SHA256 when key is not null. */
   static String rowHash(Map<String, Object> row, HmacKey key) throws Exception {
     ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
+    Object v = row.get("schema_version");
+    int version = v instanceof Number && ((Number) v).intValue() != 0 ? ((Number) v).intValue() : 1;
     out.write('(');
     for (JsonNode field : SCHEMA.get("fields")) {
       String name = field.get("name").asText();
-      if (!"row_hash".equals(name)) {
-        encode(out, row.get(name), field.get("type"));
+      if (!"row_hash".equals(name) && since(field) <= version) {
+        encode(out, row.get(name), field.get("type"), version);
       }
     }
     out.write(')');
@@ -61,7 +65,11 @@ final class Canonical {
   }
 
   @SuppressWarnings("unchecked")
-  private static void encode(ByteArrayOutputStream out, Object value, JsonNode type)
+  private static int since(JsonNode field) {
+    return field.path("metadata").path("since").asInt(1);
+  }
+
+  private static void encode(ByteArrayOutputStream out, Object value, JsonNode type, int version)
       throws Exception {
     if (value == null) {
       out.write('n');
@@ -93,7 +101,7 @@ final class Canonical {
       case "array":
         out.write('[');
         for (Object item : (List<Object>) value) {
-          encode(out, item, type.get("elementType"));
+          encode(out, item, type.get("elementType"), version);
         }
         out.write(']');
         return;
@@ -105,8 +113,8 @@ final class Canonical {
         }
         out.write('{');
         for (Object[] kv : sorted.values()) {
-          encode(out, kv[0], type.get("keyType"));
-          encode(out, kv[1], type.get("valueType"));
+          encode(out, kv[0], type.get("keyType"), version);
+          encode(out, kv[1], type.get("valueType"), version);
         }
         out.write('}');
         return;
@@ -114,7 +122,9 @@ final class Canonical {
         Map<String, Object> struct = (Map<String, Object>) value;
         out.write('(');
         for (JsonNode field : type.get("fields")) {
-          encode(out, struct.get(field.get("name").asText()), field.get("type"));
+          if (since(field) <= version) {
+            encode(out, struct.get(field.get("name").asText()), field.get("type"), version);
+          }
         }
         out.write(')');
     }

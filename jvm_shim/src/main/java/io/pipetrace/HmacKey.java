@@ -66,6 +66,16 @@ final class HmacKey {
     }
   }
 
+  /** The key in a key file's (or the variable's) bytes, stripped; refused when too short. */
+  static HmacKey of(byte[] raw) throws Exception {
+    byte[] key = strip(raw);
+    if (key.length < MIN_BYTES) {
+      throw new IllegalArgumentException("the HMAC key has " + key.length + " bytes, fewer than "
+          + MIN_BYTES);
+    }
+    return new HmacKey(key);
+  }
+
   byte[] mac(byte[] data) throws Exception {
     Mac mac = Mac.getInstance("HmacSHA256");
     mac.init(spec);

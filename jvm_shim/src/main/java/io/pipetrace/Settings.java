@@ -1,7 +1,6 @@
 package io.pipetrace;
 
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -39,9 +38,9 @@ final class Settings {
 
   private Settings(Map<String, String> raw) {
     warnUnknown(raw.keySet());
-    table = blankToNull(raw.get("table"));
-    String spoolDir = blankToNull(raw.get("spool"));
-    spool = spoolDir != null ? Paths.get(spoolDir) : defaultSpool();
+    String t = Rules.strip(raw.get("table"));   // stripped as Python strips it
+    table = t == null || t.isEmpty() ? null : t;
+    spool = Rules.spool(raw.get("spool"), System::getenv, System.getProperty("user.home"));
     runId = blankToNull(raw.get("run_id"));
     tags = parseTags(raw.get("tags"));
     enabled = !"false".equalsIgnoreCase(raw.getOrDefault("enabled", "true").trim());
@@ -83,18 +82,6 @@ final class Settings {
       raw.put(e.getKey(), v.isTextual() ? v.asText() : v.toString());
     });
     return new Settings(raw);
-  }
-
-  /** Same default as the Python side: $PIPETRACE_SPOOL, else $PIPETRACE_HOME/spool, else ~/.pipetrace/spool. */
-  static Path defaultSpool() {
-    String spool = System.getenv("PIPETRACE_SPOOL");
-    if (spool != null && !spool.isEmpty()) {
-      return Paths.get(spool);
-    }
-    String home = System.getenv("PIPETRACE_HOME");
-    Path base = home != null && !home.isEmpty()
-        ? Paths.get(home) : Paths.get(System.getProperty("user.home"), ".pipetrace");
-    return base.resolve("spool");
   }
 
   /** A misspelt setting is otherwise silently ignored: say so once, with the names we know. */

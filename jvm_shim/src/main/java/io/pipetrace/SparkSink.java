@@ -14,8 +14,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Dataset;
@@ -45,10 +43,6 @@ import org.apache.spark.sql.types.StructType;
  */
 final class SparkSink {
   private static final Map<String, SparkSink> SINKS = new ConcurrentHashMap<>();
-  private static final Pattern SEGMENT = Pattern.compile("seg-(\\d+)\\.jsonl");
-  // catalog.schema.table, each part an identifier or `backticked`: Unity Catalog's full name.
-  private static final String PART = "(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)";
-  private static final Pattern TABLE_NAME = Pattern.compile(PART + "\\." + PART + "\\." + PART);
   private static final int MAX_SEGMENTS_PER_BATCH = 64;
   private static final int STOP_RETRIES = 5;
   private static ScheduledExecutorService thread;
@@ -79,7 +73,7 @@ final class SparkSink {
 
   /** The rule shared with python/pipetrace/locations.py: three dot-separated identifiers name a catalog table; anything else is a path. */
   static boolean isTableName(String target) {
-    return target != null && TABLE_NAME.matcher(target.trim()).matches();
+    return Rules.isTableName(target);
   }
 
   /** True when Delta's Spark classes are on the driver (Databricks Runtime, or delta-spark). */
@@ -117,7 +111,7 @@ final class SparkSink {
     if (isTableName(table)) {
       return "spark";
     }
-    boolean remote = table.matches("^[A-Za-z][A-Za-z0-9+.-]+:.*") && !table.startsWith("file:");
+    boolean remote = Rules.isRemote(table);
     if (remote && (!"delta".equals(settings.format) || deltaAvailable(sc))) {
       return "spark";
     }
@@ -276,9 +270,9 @@ final class SparkSink {
     }
     try (var files = Files.list(run.dir())) {
       for (Path p : (Iterable<Path>) files::iterator) {
-        Matcher m = SEGMENT.matcher(p.getFileName().toString());
-        if (m.matches()) {
-          found.add(new long[] {Long.parseLong(m.group(1))});
+        long number = Rules.segmentNumber(p.getFileName().toString(), false);
+        if (number >= 0) {
+          found.add(new long[] {number});
         }
       }
     }
@@ -378,7 +372,7 @@ final class SparkSink {
     if (target.startsWith("file:")) {
       return Path.of(java.net.URI.create(target));
     }
-    return target.matches("^[A-Za-z][A-Za-z0-9+.-]+:.*") ? null : Path.of(target);
+    return Rules.isRemote(target) ? null : Path.of(target);
   }
 
   private SparkSession session() {

@@ -138,7 +138,7 @@ final class Spool implements AutoCloseable {
   }
 
   static String name(long n) {
-    return String.format("seg-%06d.jsonl", n);
+    return Rules.segmentName(n);
   }
 
   private static long lastSegmentNumber(Path dir) throws IOException {
@@ -146,14 +146,7 @@ final class Spool implements AutoCloseable {
     try (var files = Files.list(dir)) {
       for (Path p : (Iterable<Path>) files::iterator) {
         String f = p.getFileName().toString();
-        int end = f.indexOf(".jsonl");
-        if (f.startsWith("seg-") && end > 4) {
-          try {
-            max = Math.max(max, Long.parseLong(f.substring(4, end)));
-          } catch (NumberFormatException ignored) {
-            // not one of ours
-          }
-        }
+        max = Math.max(max, Math.max(Rules.segmentNumber(f, false), Rules.segmentNumber(f, true)));
       }
     }
     return max;

@@ -1,0 +1,68 @@
+"""How the CLI prints query results: Arrow rows as JSON-ready values, and as text cells.
+
+Shared by cli.py (``pipetrace sql``) and cli_databricks.py (``pipetrace audit``).
+
+Example::
+
+    >>> import pyarrow as pa
+    >>> tags = pa.array([[("team", "risk")]], pa.map_(pa.string(), pa.string()))
+    >>> rows = json_rows(pa.table({"tags": tags}))
+    >>> rows, cell(rows[0]["tags"])
+    ([{'tags': {'team': 'risk'}}], '{"team":"risk"}')
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["cell", "json_rows", "jsonable"]
+
+
+def jsonable(value: Any, dtype: pa.DataType) -> Any:
+    """A value from ``to_pylist`` as JSON: maps as objects, timestamps as ISO-8601."""
+    if value is None:
+        return None
+    if pa.types.is_map(dtype):
+        return {str(k): jsonable(v, dtype.item_type) for k, v in value}
+    if pa.types.is_struct(dtype):
+        return {f.name: jsonable(value.get(f.name), f.type) for f in dtype}
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        return [jsonable(v, dtype.value_type) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The table's rows as JSON-ready dicts (see :func:`jsonable`)."""
+    columns = {f.name: [jsonable(v, f.type) for v in table.column(f.name).to_pylist()]
+               for f in table.schema}
+    return [{name: columns[name][i] for name in table.column_names} for i in range(table.num_rows)]
+
+
+def cell(value: Any) -> str:
+    """A JSON-ready value as one text cell: nested values as compact JSON, null as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
