@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -195,13 +197,13 @@ final class ExecutionTracker extends SparkListener {
 
   /** A running (not yet ended) execution that may be this QueryExecution's, or null. */
   private Exec claimCandidate(QueryExecution qe) {
-    UUID queryId = qe.queryId();
+    UUID queryId = SparkCompat.get().queryId(qe);
     long metricId = -2;
     for (Exec e : execs.values()) {
       if (e.claimed || e.isEnded) {
         continue;
       }
-      if (queryId.equals(e.queryId)) {
+      if (queryId != null && queryId.equals(e.queryId)) {
         return e;
       }
       if (metricId == -2) {
@@ -216,16 +218,16 @@ final class ExecutionTracker extends SparkListener {
 
   /**
    * Take the oldest unclaimed execution of this QueryExecution. Its first run carries
-   * {@code qe.queryId()}; a re-run of the same QueryExecution gets a fresh query id from Spark,
+   * {@code SparkCompat.get().queryId(qe)}; a re-run of the same QueryExecution gets a fresh query id from Spark,
    * so it is recognized by its plan instead: the accumulator id of a metric near the root of
    * {@code qe.executedPlan} appears among the metrics of the plan posted with its start event
    * (the same SQLMetric objects are reused by every run of one physical plan).
    */
   synchronized Exec claim(QueryExecution qe) {
-    UUID queryId = qe.queryId();
+    UUID queryId = SparkCompat.get().queryId(qe);
     Exec match = null;
     for (Exec e : execs.values()) {
-      if (!e.claimed && queryId.equals(e.queryId)) {
+      if (!e.claimed && queryId != null && queryId.equals(e.queryId)) {
         match = e;
         break;
       }
@@ -383,7 +385,7 @@ final class ExecutionTracker extends SparkListener {
     // The session's changed settings as they were when the action started (Spark redacts the
     // values of names matching spark.redaction.regex here; job properties below carry those).
     SecretValues.KNOWN.learn(s.modifiedConfigs(), Redactors.keyRegex(sc));
-    UUID queryId = s.queryId().isDefined() ? s.queryId().get() : null;
+    UUID queryId = SparkCompat.get().queryId(s);
     long root = s.rootExecutionId().isDefined() ? (Long) s.rootExecutionId().get() : s.executionId();
     String stream = streamBatch(s.description());
     Exec rootExec = root == s.executionId() ? null : execs.get(root);
