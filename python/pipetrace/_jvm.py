@@ -80,7 +80,7 @@ def spark_line(spark_version: str) -> SparkLine:
     raise JvmError(
         f"pipetrace supports Spark 3.5 (Scala 2.12) and Spark 4.x (Scala 2.13); this is Spark "
         f"{spark_version}, where its listener cannot load. Use a supported Spark (pip install "
-        "'pyspark>=3.5,<5'; on Databricks, Runtime 14.3 LTS or newer) or leave pipetrace off.")
+        "'pyspark>=3.5,<5'; on Databricks, Runtime 14.0 or newer) or leave pipetrace off.")
 
 
 def _installed_spark_version() -> str:

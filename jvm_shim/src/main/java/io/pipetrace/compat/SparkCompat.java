@@ -48,17 +48,28 @@ public abstract class SparkCompat {
     if (line == null) {
       throw new UnsupportedSpark("pipetrace supports Spark 3.5 (Scala 2.12) and Spark 4.x "
           + "(Scala 2.13); this is Spark " + sparkVersion + ". Run on a supported Spark "
-          + "(Databricks Runtime 14.3-16.4 LTS or 17+), or leave pipetrace off.");
+          + "(Databricks Runtime 14.0 or newer), or leave pipetrace off.");
     }
     String cls = "io.pipetrace.compat." + (line.equals("spark35") ? "Spark35" : "Spark4");
+    String jar = "pipetrace-shim-" + (line.equals("spark35") ? "spark35_2.12" : "spark4_2.13")
+        + ".jar";
+    SparkCompat compat;
     try {
-      return (SparkCompat) Class.forName(cls).getDeclaredConstructor().newInstance();
+      compat = (SparkCompat) Class.forName(cls).getDeclaredConstructor().newInstance();
     } catch (ReflectiveOperationException | LinkageError e) {
       throw new UnsupportedSpark("this pipetrace jar was built for another Spark line ("
-          + builtFor() + "); this is Spark " + sparkVersion + ", which needs the "
-          + "pipetrace-shim-" + (line.equals("spark35") ? "spark35_2.12" : "spark4_2.13")
-          + ".jar from the same pipetrace wheel");
+          + builtFor() + "); this is Spark " + sparkVersion + ", which needs the " + jar
+          + " from the same pipetrace wheel");
     }
+    // Spark 3.5 also comes built for Scala 2.13 (e.g. a Databricks 16.4 image): the 2.12 jar's
+    // calls would not link there, so refuse it now rather than fail on every event.
+    String running = scala.util.Properties.versionNumberString();
+    if (!running.startsWith(compat.scala() + ".")) {
+      throw new UnsupportedSpark("this pipetrace jar (" + jar + ") is built for Scala "
+          + compat.scala() + ", but this Spark " + sparkVersion + " runs Scala " + running
+          + "; pipetrace ships no jar for that combination, leave pipetrace off here");
+    }
+    return compat;
   }
 
   /** "spark35" or "spark4" for a Spark version pipetrace supports, else null. */
@@ -81,6 +92,9 @@ public abstract class SparkCompat {
 
   /** The line this layer serves: "spark35" or "spark4". */
   public abstract String line();
+
+  /** The Scala binary version the line's Spark is built with: "2.12" or "2.13". */
+  public abstract String scala();
 
   /**
    * The Python file:line an expression was built at ({@code Origin.pysparkErrorContext}, Spark

@@ -10,6 +10,11 @@ public final class Spark35 extends SparkCompat {
     return "spark35";
   }
 
+  @Override
+  public String scala() {
+    return "2.12";
+  }
+
   /** Spark 3.5 keeps no Python origin on expressions: the step's code line stays null. */
   @Override
   public String pythonCallSite(Origin origin) {

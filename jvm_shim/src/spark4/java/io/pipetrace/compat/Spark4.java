@@ -11,6 +11,11 @@ public final class Spark4 extends SparkCompat {
   }
 
   @Override
+  public String scala() {
+    return "2.13";
+  }
+
+  @Override
   public String pythonCallSite(Origin origin) {
     scala.Option<scala.Tuple2<String, String>> ctx = origin.pysparkErrorContext();
     return ctx.isDefined() ? ctx.get()._2() : null;
