@@ -175,7 +175,7 @@ final class ExecutionTracker extends SparkListener {
    * execution can be the callback's, so it is captured at once without execution facts.
    */
   synchronized boolean defer(Deferred d) {
-    if (claimCandidate(d.qe) == null) {
+    if (claimCandidate(d.qe) == null && !(SparkCompat.get().queryId(d.qe) == null && anyRunning())) {
       return false;
     }
     deferred.add(d);
@@ -193,6 +193,22 @@ final class ExecutionTracker extends SparkListener {
       }
     }
     return out;
+  }
+
+  /**
+   * Whether any tracked execution is still running. Before Spark 4.2 there is no query id to
+   * recognize a command's execution (its plan root has no metric either), yet a callback is
+   * always delivered from its own execution's end event, which reaches the tracker next when
+   * the session's listener bus is ahead of it on the queue: so any running execution means the
+   * callback's end is coming, and onEnd pairs the two exactly by the QueryExecution it carries.
+   */
+  private boolean anyRunning() {
+    for (Exec e : execs.values()) {
+      if (!e.claimed && !e.isEnded) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A running (not yet ended) execution that may be this QueryExecution's, or null. */
@@ -436,6 +452,16 @@ final class ExecutionTracker extends SparkListener {
   private void onEnd(SparkListenerSQLExecutionEnd end) {
     Exec e = execs.get(end.executionId());
     if (e == null) {
+      // Started before the tracker was listening: a callback deferred for it is captured now,
+      // without execution facts, rather than held until detach.
+      QueryExecution untracked = endQe(end);
+      for (Iterator<Deferred> it = deferred.iterator(); untracked != null && it.hasNext(); ) {
+        Deferred d = it.next();
+        if (d.qe == untracked) {
+          it.remove();
+          d.listener.capture(d.funcName, d.qe, d.durationNs, d.error, null);
+        }
+      }
       return;
     }
     QueryExecution qe = endQe(end);
