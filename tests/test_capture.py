@@ -24,12 +24,17 @@ def numbers(spark: Any) -> Any:
     return spark.range(0, 100).withColumn("g", F.col("id") % 4)
 
 
-def without_arrow(spark: Any, f: Callable[[], Any]) -> Any:
-    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "false")
+def with_arrow(spark: Any, f: Callable[[], Any], enabled: str = "true") -> Any:
+    # Set either way: Arrow is off by default on Spark 3.5 and 4.0 (CI lanes), on in 4.3
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", enabled)
     try:
         return f()
     finally:
         spark.conf.unset("spark.sql.execution.arrow.pyspark.enabled")
+
+
+def without_arrow(spark: Any, f: Callable[[], Any]) -> Any:
+    return with_arrow(spark, f, "false")
 
 
 def create_table(spark: Any, name: str) -> None:
@@ -45,7 +50,8 @@ CASES: list[tuple[str, Action | None, Action, str, str, int | None, tuple | None
      "collect", "collectToPython", 7, None),
     ("take", None, lambda s, p, n: numbers(s).take(3), "take", "collectToPython", 3, None),
     ("first", None, lambda s, p, n: numbers(s).first(), "take", "collectToPython", 1, None),
-    ("toPandas-arrow", None, lambda s, p, n: numbers(s).filter("g = 1").toPandas(),
+    ("toPandas-arrow", None,
+     lambda s, p, n: with_arrow(s, lambda: numbers(s).filter("g = 1").toPandas()),
      "toPandas", "collectAsArrowToPython", 25, None),
     ("toPandas-no-arrow", None,
      lambda s, p, n: without_arrow(s, lambda: numbers(s).filter("g = 1").toPandas()),

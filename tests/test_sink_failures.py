@@ -152,31 +152,33 @@ def test_a_hanging_sink_does_not_hang_flush(spark: Any, tmp_path: Path,
     assert [r["seq"] for r in table_rows(tmp_path / "steps")] == [1]
 
 
-def _jar_for_spark(tmp_path: Path, version: str) -> Path:
+def _jar_for_spark(tmp_path: Path, version: str, line: str) -> Path:
     crafted = tmp_path / "pipetrace-shim.jar"
     with zipfile.ZipFile(_jvm.jar_path()) as src, zipfile.ZipFile(crafted, "w") as dst:
         for item in src.infolist():
             data = src.read(item)
             if item.filename == "META-INF/MANIFEST.MF":
                 data = b"".join(
-                    f"Spark-Version: {version}\n".encode() if line.startswith(b"Spark-Version:")
-                    else line for line in data.splitlines(keepends=True))
+                    f"Spark-Version: {version}\n".encode() if row.startswith(b"Spark-Version:")
+                    else f"Spark-Line: {line}\n".encode() if row.startswith(b"Spark-Line:")
+                    else row for row in data.splitlines(keepends=True))
             dst.writestr(item, data)
     return crafted
 
 
-def test_a_jar_built_for_another_spark_major_is_refused(
+def test_a_jar_built_for_another_spark_line_is_refused(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _jvm.check_jar(_jvm.jar_path(), spark.version)  # the jar we ship matches this Spark
-    crafted = _jar_for_spark(tmp_path, "3.5.1")
-    monkeypatch.setattr(_jvm, "jar_path", lambda: crafted)
-    with pytest.raises(JvmError, match=r"built for Spark 3\.5\.1, but this is Spark 4"):
+    other = "spark35" if _jvm.spark_line(spark.version)["line"] != "spark35" else "spark4"
+    crafted = _jar_for_spark(tmp_path, "3.5.1" if other == "spark35" else "4.0.5", other)
+    monkeypatch.setattr(_jvm, "jar_path", lambda *_: crafted)
+    with pytest.raises(JvmError, match=rf"built for the Spark line {other} .*, but this is Spark "):
         pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "spool"))
-    monkeypatch.setattr(runner, "jar_path", lambda: crafted)
+    monkeypatch.setattr(runner, "jar_path", lambda *_: crafted)
     monkeypatch.setenv("PIPETRACE_HOME", str(tmp_path / "home"))
     (tmp_path / "job.py").write_text("print('never runs')\n")
-    with pytest.raises(JvmError, match="Reinstall pipetrace against this Spark"):
+    with pytest.raises(JvmError, match="reinstall pipetrace with this pyspark installed"):
         runner.run_script(tmp_path / "job.py", [])
     assert not (tmp_path / "spool").exists() and not (tmp_path / "home").exists()
 

@@ -9,31 +9,120 @@ from __future__ import annotations
 
 import json
 import zipfile
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pipetrace.errors import JarNotFoundError, JvmError, SparkConnectError, UnsupportedModeError
 
-__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "STREAM_LISTENER_CLASS", "JvmBridge", "check_jar",
-           "is_blocked_jvm_error", "jar_path"]
+__all__ = ["BRIDGE_CLASS", "LISTENER_CLASS", "STREAM_LISTENER_CLASS", "JvmBridge", "SparkLine",
+           "check_jar", "is_blocked_jvm_error", "jar_path", "spark_line"]
 
 LISTENER_CLASS = "io.pipetrace.PipetraceListener"
 # Registered beside it: names the sink of each streaming query, so its batches name it too.
 STREAM_LISTENER_CLASS = "io.pipetrace.StreamSinks"
 BRIDGE_CLASS = "io.pipetrace.Bridge"
-JAR_NAME = "pipetrace-shim.jar"
-SUPPORTED_SPARK_MAJOR = 4
+JAR_DIR = Path(__file__).resolve().parent / "jars"
 
 
-def jar_path() -> Path:
-    """Path of the listener jar shipped inside the package (built by ``pip install``).
+class SparkLine(TypedDict):
+    """One entry of ``resources/spark_lines.json``: a Spark range and the jar built for it."""
+
+    line: str
+    scala: str
+    spark_min: str
+    spark_below: str
+    jar: str
+    compile_against: str
+    tested: list[str]
+    databricks_runtime_min: str
+
+
+@cache
+def spark_lines() -> list[SparkLine]:
+    """The Spark lines pipetrace ships a jar for (the table the jar build reads too).
 
     Example::
 
-        >>> jar_path().name
-        'pipetrace-shim.jar'
+        >>> [line["line"] for line in spark_lines()]
+        ['spark35', 'spark4']
     """
-    return Path(__file__).resolve().parent / "jars" / JAR_NAME
+    text = resources.files("pipetrace").joinpath("resources", "spark_lines.json").read_text(
+        encoding="utf-8")
+    return json.loads(text)["lines"]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in str(version).split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit()) if part else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def spark_line(spark_version: str) -> SparkLine:
+    """The line whose jar runs on ``spark_version``; :class:`JvmError` if none does.
+
+    Example::
+
+        >>> spark_line("4.0.5")["jar"]
+        'pipetrace-shim-spark4_2.13.jar'
+        >>> spark_line("3.4.1")
+        Traceback (most recent call last):
+        ...
+        pipetrace.errors.JvmError: pipetrace supports Spark 3.5 (Scala 2.12) and Spark 4.x (Scala 2.13); ...
+    """
+    key = _version_key(spark_version)
+    for line in spark_lines():
+        if _version_key(line["spark_min"]) <= key < _version_key(line["spark_below"]):
+            return line
+    raise JvmError(
+        f"pipetrace supports Spark 3.5 (Scala 2.12) and Spark 4.x (Scala 2.13); this is Spark "
+        f"{spark_version}, where its listener cannot load. Use a supported Spark (pip install "
+        "'pyspark>=3.5,<5'; on Databricks, Runtime 14.0 or newer) or leave pipetrace off.")
+
+
+def _installed_spark_version() -> str:
+    import pyspark
+
+    return str(pyspark.__version__)
+
+
+def jar_path(spark_version: str | None = None) -> Path:
+    """The listener jar for ``spark_version`` (default: the installed pyspark's) in the package.
+
+    Example::
+
+        >>> jar_path("4.3.0").name
+        'pipetrace-shim-spark4_2.13.jar'
+        >>> jar_path("3.5.8").name
+        'pipetrace-shim-spark35_2.12.jar'
+    """
+    return JAR_DIR / spark_line(spark_version or _installed_spark_version())["jar"]
+
+
+def jar_manifest(jar: Path) -> dict[str, str]:
+    """The jar's MANIFEST main attributes (``Spark-Line``, ``Spark-Version``...), or {}.
+
+    Example::
+
+        >>> jar_manifest(jar_path())["Spark-Line"]  # doctest: +SKIP
+        'spark4'
+    """
+    try:
+        with zipfile.ZipFile(jar) as zf:
+            manifest = zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return {}
+    out: dict[str, str] = {}
+    for row in manifest.splitlines():
+        key, _, value = row.partition(":")
+        if key.strip() and value.strip():
+            out[key.strip()] = value.strip()
+    return out
 
 
 def jar_spark_version(jar: Path) -> str | None:
@@ -42,53 +131,58 @@ def jar_spark_version(jar: Path) -> str | None:
     Example::
 
         >>> jar_spark_version(jar_path())  # doctest: +SKIP
-        '4.3.0'
+        '4.0.5'
     """
-    try:
-        with zipfile.ZipFile(jar) as zf:
-            manifest = zf.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return None
-    for line in manifest.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "spark-version" and value.strip():
-            return value.strip()
-    return None
+    return jar_manifest(jar).get("Spark-Version")
 
 
 def check_jar(jar: Path, spark_version: str) -> None:
-    """Raise :class:`JvmError` when ``jar`` was built for another Spark major version.
+    """Raise :class:`JvmError` unless ``jar`` was built for the Spark line of ``spark_version``.
 
-    Loading such a jar would fail later, inside the driver, with a ``NoSuchMethodError`` on the
-    listener thread; this says it up front instead. A jar without the information passes.
+    A jar of another line (Scala 2.12 vs 2.13, or a Spark 3.5 jar on Spark 4) would fail later,
+    inside the driver, with a ``NoSuchMethodError`` on the listener thread; this says it up
+    front instead. A jar without the information passes.
 
     Example::
 
-        >>> check_jar(jar_path(), "4.3.0")  # doctest: +SKIP
+        >>> check_jar(jar_path("4.3.0"), "4.3.0")  # doctest: +SKIP
     """
-    built = jar_spark_version(jar)
+    wanted = spark_line(spark_version)
+    manifest = jar_manifest(jar)
+    built = manifest.get("Spark-Version")
     if built is None:
         return
-    if built.split(".")[0] != str(spark_version).split(".")[0]:
+    try:
+        # jars from before the lines had no Spark-Line: their Spark-Version tells the line
+        built_line = manifest.get("Spark-Line") or spark_line(built)["line"]
+    except JvmError:
+        built_line = f"Spark {built}"
+    if built_line != wanted["line"]:
         raise JvmError(
-            f"{jar} was built for Spark {built}, but this is Spark {spark_version}: the "
-            f"listener would not load. Reinstall pipetrace against this Spark "
-            f"(pip install --force-reinstall pipetrace, with pyspark {spark_version} installed)")
+            f"{jar} was built for the Spark line {built_line} (Spark {built}), but this is Spark "
+            f"{spark_version}, which needs {wanted['jar']} (line {wanted['line']}, Scala "
+            f"{wanted['scala']}): the listener would not load. Use that jar from the same "
+            "pipetrace wheel, or reinstall pipetrace with this pyspark installed "
+            f"(pip install --force-reinstall pipetrace, with pyspark {spark_version})")
 
 
-def _require_jar() -> Path:
-    jar = jar_path()
+def _require_jar(spark_version: str) -> Path:
+    jar = jar_path(spark_version)
     if not jar.is_file():
+        present = sorted(p.name for p in JAR_DIR.glob("*.jar")) or ["none"]
         raise JarNotFoundError(
-            f"the pipetrace listener jar is missing ({jar}); it is built when the package is "
-            "installed: reinstall with `pip install .` (a JDK 17+ with javac is needed)")
+            f"the pipetrace listener jar for Spark {spark_version} is missing ({jar}; this "
+            f"install has: {', '.join(present)}). Jars are built when the package is installed, "
+            "for the installed pyspark's line: reinstall with `pip install .` next to this "
+            "pyspark (a JDK 17+ with javac is needed), or build every line with "
+            "`python jvm_shim/build_jar.py --all-lines --out python/pipetrace/jars`")
     return jar
 
 
 _CLUSTER_SETUP = (
     "Capture needs the cluster-level setup instead: a dedicated (single user) access-mode "
     "cluster with pipetrace's init script (`pipetrace databricks init-script`, or the bundle: "
-    "`databricks bundle deploy`), which puts pipetrace-shim.jar on the driver classpath and "
+    "`databricks bundle deploy`), which puts the listener jar on the driver classpath and "
     f"sets spark.sql.queryExecutionListeners={LISTENER_CLASS}. See the README's Databricks section.")
 
 
@@ -112,10 +206,7 @@ def _check_session(spark: Any) -> None:
             "this is a Spark Connect session (Databricks serverless and standard/shared access "
             "mode are Spark Connect too): its driver JVM is out of Python's reach, so attach() "
             "cannot load the listener. " + _CLUSTER_SETUP)
-    major = int(str(spark.version).split(".")[0])
-    if major != SUPPORTED_SPARK_MAJOR:
-        raise JvmError(f"pipetrace supports Spark {SUPPORTED_SPARK_MAJOR}.x; this session runs "
-                       f"Spark {spark.version}. Install a Spark 4 runtime (pyspark>=4,<5).")
+    spark_line(str(spark.version))  # an unsupported Spark is refused before the JVM is touched
 
 
 # The Bridge class loaded into each driver JVM (by the gateway's id). A new SparkSession after
@@ -144,29 +235,31 @@ class JvmBridge:
     def _load(self, spark: Any) -> Any:
         jvm = spark.sparkContext._jvm
         gateway = spark.sparkContext._gateway
-        if jar_path().is_file():  # before anything reaches the driver
-            check_jar(jar_path(), str(spark.version))
+        version = str(spark.version)
+        if jar_path(version).is_file():  # before anything reaches the driver
+            check_jar(jar_path(version), version)
         cls = _LOADED.get(id(gateway))
         if cls is None:
-            cls = self._load_class(jvm)
+            cls = self._load_class(jvm, version)
             _LOADED[id(gateway)] = cls
         no_types = gateway.new_array(jvm.java.lang.Class, 0)
         no_args = gateway.new_array(jvm.java.lang.Object, 0)
         return cls.getDeclaredConstructor(no_types).newInstance(no_args)
 
-    def _load_class(self, jvm: Any) -> Any:
+    def _load_class(self, jvm: Any, spark_version: str) -> Any:
         # The session's jar class loader takes new jars at runtime: no restart, and the class
         # is found from the driver classpath first when a cluster already ships the jar.
         loader = self._jss.sharedState().jarClassLoader()
         try:
             return jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
         except Exception:  # noqa: BLE001 - Py4JJavaError(ClassNotFoundException)
-            loader.addURL(jvm.java.io.File(str(_require_jar())).toURI().toURL())
+            jar = _require_jar(spark_version)
+            loader.addURL(jvm.java.io.File(str(jar)).toURI().toURL())
             try:
                 return jvm.java.lang.Class.forName(BRIDGE_CLASS, True, loader)
             except Exception as exc:
                 raise JvmError(f"the driver JVM cannot load {BRIDGE_CLASS} from "
-                               f"{jar_path()}: {exc}; reinstall pipetrace with "
+                               f"{jar}: {exc}; reinstall pipetrace with "
                                "`pip install .`") from exc
 
     @staticmethod

@@ -38,40 +38,90 @@ off() {
 }
 trap 'off "unexpected error on line $LINENO"' ERR
 
-# Spark 4 only (Databricks Runtime 17+): an older runtime would fail to load the listener.
-RUNTIME="${DATABRICKS_RUNTIME_VERSION:-}"
-if [ -n "$RUNTIME" ] && [ "${RUNTIME%%.*}" -lt 17 ] 2>/dev/null; then
-  off "Databricks Runtime $RUNTIME is older than 17 (Spark 4); pipetrace needs Spark 4"
-fi
-
 WHEEL="${PIPETRACE_WHEEL:-}"
 if [ -n "$WHEEL" ] && [ -d "$WHEEL" ]; then
   WHEEL="$(ls -t "$WHEEL"/pipetrace-*.whl 2>/dev/null | head -n 1)"
 fi
+if [ -z "${PIPETRACE_JAR:-}" ] && { [ -z "$WHEEL" ] || [ ! -f "$WHEEL" ]; }; then
+  off "set PIPETRACE_WHEEL (the wheel or its directory) or PIPETRACE_JAR"
+fi
+
+# One jar per Spark line: Databricks Runtime 14.x-16.x is Spark 3.5 (Scala 2.12), 17+ is Spark 4
+# (Scala 2.13). The table of lines travels in the wheel and in each jar (spark_lines.json).
+# Outside Databricks, PIPETRACE_SPARK_VERSION (or the pyspark python3 finds) names the Spark.
+RUNTIME="${DATABRICKS_RUNTIME_VERSION:-}"
+SPARK="${PIPETRACE_SPARK_VERSION:-}"
+if [ -z "$RUNTIME" ] && [ -z "$SPARK" ]; then
+  SPARK="$(python3 -c 'import pyspark; print(pyspark.__version__)' 2>/dev/null || true)"
+fi
 
 mkdir -p "$JAR_DIR" "$CONF_DIR" || off "cannot create $JAR_DIR or $CONF_DIR"
 TMP_JAR="$JAR_DIR/.pipetrace-shim.jar.tmp"
-if [ -n "${PIPETRACE_JAR:-}" ]; then
-  cp "$PIPETRACE_JAR" "$TMP_JAR" 2>/dev/null || off "cannot copy the jar $PIPETRACE_JAR"
-elif [ -n "$WHEEL" ] && [ -f "$WHEEL" ]; then
-  python3 - "$WHEEL" "$TMP_JAR" <<'PY' || off "no pipetrace/jars/pipetrace-shim.jar in $WHEEL"
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as whl, whl.open("pipetrace/jars/pipetrace-shim.jar") as src, \
-        open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst)
+# A jar Spark cannot load would stop every session from starting: pick and check it first.
+WHY="$(python3 - "$TMP_JAR" "$RUNTIME" "$SPARK" "$WHEEL" "${PIPETRACE_JAR:-}" 2>&1 <<'PY'
+import json, shutil, sys, zipfile
+tmp, runtime, spark, wheel, jar = sys.argv[1:6]
+
+def key(v):
+    out = []
+    for part in v.split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+def fail(why):
+    print(why)
+    sys.exit(1)
+
+try:
+    with zipfile.ZipFile(jar or wheel) as z:
+        name = "pipetrace/spark_lines.json" if jar else "pipetrace/resources/spark_lines.json"
+        lines = json.loads(z.read(name))["lines"]
+except Exception as exc:
+    fail(f"{jar or wheel} is not a pipetrace jar or wheel of this version ({exc})")
+if runtime:
+    fits = [x for x in lines if key(x["databricks_runtime_min"]) <= key(runtime)]
+    if not fits:
+        low = min(lines, key=lambda x: key(x["databricks_runtime_min"]))
+        fail(f"Databricks Runtime {runtime} is older than {low['databricks_runtime_min']} "
+             f"(Spark {low['spark_min']}); pipetrace needs Databricks Runtime "
+             f"{low['databricks_runtime_min']} or newer")
+    line = max(fits, key=lambda x: key(x["databricks_runtime_min"]))
+elif spark:
+    fits = [x for x in lines if key(x["spark_min"]) <= key(spark) < key(x["spark_below"])]
+    if not fits:
+        fail(f"Spark {spark} is not supported; pipetrace supports Spark 3.5 and 4.x")
+    line = fits[0]
+else:
+    fail("cannot tell which Spark this cluster runs: set PIPETRACE_SPARK_VERSION")
+try:
+    if jar:
+        shutil.copyfile(jar, tmp)
+    else:
+        with zipfile.ZipFile(wheel) as whl, whl.open(f"pipetrace/jars/{line['jar']}") as src, \
+                open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+except KeyError:
+    fail(f"{wheel} has no pipetrace/jars/{line['jar']} (it was built for one Spark line only): "
+         "use the release wheel, built with PIPETRACE_SPARK_LINES=all")
+except OSError as exc:
+    fail(f"cannot copy the jar: {exc}")
+with zipfile.ZipFile(tmp) as z:
+    names = set(z.namelist())
+    manifest = z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+if not {"io/pipetrace/PipetraceListener.class", "pipetrace/schema.json"} <= names:
+    fail("the jar is not a pipetrace listener jar")
+built = dict(r.split(":", 1) for r in manifest.splitlines() if ":" in r).get("Spark-Line", "").strip()
+if built != line["line"]:
+    fail(f"the jar was built for the Spark line {built or 'unknown'}; this cluster needs "
+         f"{line['jar']} from the same pipetrace wheel")
+print(f"{line['jar']} (Spark line {line['line']}, Scala {line['scala']})")
 PY
-else
-  off "set PIPETRACE_WHEEL (the wheel or its directory) or PIPETRACE_JAR"
-fi
-# A jar Spark cannot load would stop every session from starting: check it first.
-python3 - "$TMP_JAR" <<'PY' || { rm -f "$TMP_JAR"; off "the jar is not a pipetrace listener jar"; }
-import sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as jar:
-    names = set(jar.namelist())
-sys.exit(0 if {"io/pipetrace/PipetraceListener.class", "pipetrace/schema.json"} <= names else 1)
-PY
+)" || { rm -f "$TMP_JAR"; off "$WHY"; }
 mv -f "$TMP_JAR" "$JAR_DIR/pipetrace-shim.jar" || off "cannot install the jar into $JAR_DIR"
-log "installed $JAR_DIR/pipetrace-shim.jar"
+log "installed $JAR_DIR/pipetrace-shim.jar: $WHY"
 
 if [ -n "$WHEEL" ] && [ -f "$WHEEL" ]; then
   if [ -x "$PIP" ]; then

@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -7,7 +9,7 @@ import java.util.WeakHashMap;
 import java.util.concurrent.TimeoutException;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.apache.spark.sql.classic.SparkSession;
+import org.apache.spark.sql.SparkSession;
 
 /**
  * The whole Python ↔ JVM contract: JSON strings in, JSON strings out. Only
@@ -24,6 +26,7 @@ public final class Bridge {
   /** Register a listener on this running session (idempotent). */
   public String attach(SparkSession session, String settingsJson) {
     try {
+      SparkCompat.get();  // a Spark this jar does not support is refused before anything else
       synchronized (ATTACHED) {
         PipetraceListener existing = ATTACHED.get(session);
         if (existing != null && !existing.run().isClosed()) {

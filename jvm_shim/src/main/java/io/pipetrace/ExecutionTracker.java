@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -175,7 +177,7 @@ final class ExecutionTracker extends SparkListener {
    * execution can be the callback's, so it is captured at once without execution facts.
    */
   synchronized boolean defer(Deferred d) {
-    if (claimCandidate(d.qe) == null) {
+    if (claimCandidate(d.qe) == null && !(SparkCompat.get().queryId(d.qe) == null && anyRunning())) {
       return false;
     }
     deferred.add(d);
@@ -195,15 +197,31 @@ final class ExecutionTracker extends SparkListener {
     return out;
   }
 
+  /**
+   * Whether any tracked execution is still running. Before Spark 4.2 there is no query id to
+   * recognize a command's execution (its plan root has no metric either), yet a callback is
+   * always delivered from its own execution's end event, which reaches the tracker next when
+   * the session's listener bus is ahead of it on the queue: so any running execution means the
+   * callback's end is coming, and onEnd pairs the two exactly by the QueryExecution it carries.
+   */
+  private boolean anyRunning() {
+    for (Exec e : execs.values()) {
+      if (!e.claimed && !e.isEnded) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A running (not yet ended) execution that may be this QueryExecution's, or null. */
   private Exec claimCandidate(QueryExecution qe) {
-    UUID queryId = qe.queryId();
+    UUID queryId = SparkCompat.get().queryId(qe);
     long metricId = -2;
     for (Exec e : execs.values()) {
       if (e.claimed || e.isEnded) {
         continue;
       }
-      if (queryId.equals(e.queryId)) {
+      if (queryId != null && queryId.equals(e.queryId)) {
         return e;
       }
       if (metricId == -2) {
@@ -218,16 +236,16 @@ final class ExecutionTracker extends SparkListener {
 
   /**
    * Take the oldest unclaimed execution of this QueryExecution. Its first run carries
-   * {@code qe.queryId()}; a re-run of the same QueryExecution gets a fresh query id from Spark,
+   * {@code SparkCompat.get().queryId(qe)}; a re-run of the same QueryExecution gets a fresh query id from Spark,
    * so it is recognized by its plan instead: the accumulator id of a metric near the root of
    * {@code qe.executedPlan} appears among the metrics of the plan posted with its start event
    * (the same SQLMetric objects are reused by every run of one physical plan).
    */
   synchronized Exec claim(QueryExecution qe) {
-    UUID queryId = qe.queryId();
+    UUID queryId = SparkCompat.get().queryId(qe);
     Exec match = null;
     for (Exec e : execs.values()) {
-      if (!e.claimed && queryId.equals(e.queryId)) {
+      if (!e.claimed && queryId != null && queryId.equals(e.queryId)) {
         match = e;
         break;
       }
@@ -385,7 +403,7 @@ final class ExecutionTracker extends SparkListener {
     // The session's changed settings as they were when the action started (Spark redacts the
     // values of names matching spark.redaction.regex here; job properties below carry those).
     SecretValues.KNOWN.learn(s.modifiedConfigs(), Redactors.keyRegex(sc));
-    UUID queryId = s.queryId().isDefined() ? s.queryId().get() : null;
+    UUID queryId = SparkCompat.get().queryId(s);
     long root = s.rootExecutionId().isDefined() ? (Long) s.rootExecutionId().get() : s.executionId();
     String stream = streamBatch(s.description());
     Exec rootExec = root == s.executionId() ? null : execs.get(root);
@@ -451,6 +469,16 @@ final class ExecutionTracker extends SparkListener {
   private void onEnd(SparkListenerSQLExecutionEnd end) {
     Exec e = execs.get(end.executionId());
     if (e == null) {
+      // Started before the tracker was listening: a callback deferred for it is captured now,
+      // without execution facts, rather than held until detach.
+      QueryExecution untracked = endQe(end);
+      for (Iterator<Deferred> it = deferred.iterator(); untracked != null && it.hasNext(); ) {
+        Deferred d = it.next();
+        if (d.qe == untracked) {
+          it.remove();
+          d.listener.capture(d.funcName, d.qe, d.durationNs, d.error, null);
+        }
+      }
       return;
     }
     QueryExecution qe = endQe(end);

@@ -41,10 +41,9 @@ final class Internal {
    * A new session on {@code parent}'s context (same catalog and Delta / Unity Catalog setup,
    * none of the user's temp views or settings), marked internal.
    */
-  static org.apache.spark.sql.classic.SparkSession newSession(
-      org.apache.spark.sql.classic.SparkSession parent) {
+  static SparkSession newSession(SparkSession parent) {
     return create(() -> {
-      org.apache.spark.sql.classic.SparkSession s = parent.newSession();
+      SparkSession s = parent.newSession();
       s.sessionState().listenerManager();  // built now, while conf listeners stay off
       return s;
     });

@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -197,9 +199,9 @@ final class Operators {
       }
       for (int budget = MAX_EXPRESSION_NODES; budget > 0 && !queue.isEmpty(); budget--) {
         TreeNode<?> e = queue.poll();
-        scala.Option<scala.Tuple2<String, String>> ctx = e.origin().pysparkErrorContext();
-        if (ctx.isDefined()) {
-          return ctx.get()._2();
+        String site = SparkCompat.get().pythonCallSite(e.origin());
+        if (site != null) {
+          return site;
         }
         scala.collection.Iterator<?> children = e.children().iterator();
         while (children.hasNext()) {

@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.util.Collections;
 import java.util.Map;
 import java.util.WeakHashMap;
@@ -48,6 +50,7 @@ public class PipetraceListener implements QueryExecutionListener {
     ExecutionTracker t = null;
     try {
       if (settings.enabled && !Internal.isCreating()) {
+        SparkCompat.get();  // refuses a Spark this jar was not built for: capture stays off
         SparkContext sc = SparkContext.getOrCreate();  // the session's own, already running
         t = ExecutionTracker.forContext(sc);
         opened = Run.open(settings, sc.applicationId());

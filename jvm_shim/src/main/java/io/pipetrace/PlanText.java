@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayDeque;
@@ -144,7 +146,7 @@ final class PlanText {
       return scala.runtime.BoxedUnit.UNIT;
     };
     try {
-      plan.treeString(append, true, false, 25, false, false);
+      SparkCompat.get().treeString(plan, append, 25);
     } catch (Full stop) {
       // cap reached
     }

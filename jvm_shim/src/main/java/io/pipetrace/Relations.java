@@ -1,5 +1,7 @@
 package io.pipetrace;
 
+import io.pipetrace.compat.SparkCompat;
+
 import java.lang.reflect.Method;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -18,7 +20,6 @@ import org.apache.spark.sql.catalyst.plans.logical.ReplaceTableAsSelect;
 import org.apache.spark.sql.catalyst.plans.logical.V2WriteCommand;
 import org.apache.spark.sql.execution.LogicalRDD;
 import org.apache.spark.sql.execution.command.CreateDataSourceTableAsSelectCommand;
-import org.apache.spark.sql.execution.command.SaveAsV1TableCommand;
 import org.apache.spark.sql.execution.datasources.HadoopFsRelation;
 import org.apache.spark.sql.execution.datasources.InsertIntoDataSourceCommand;
 import org.apache.spark.sql.execution.datasources.InsertIntoHadoopFsRelationCommand;
@@ -198,13 +199,13 @@ final class Relations {
       r.format = c.table().provider().isDefined() ? c.table().provider().get() : null;
       r.mode = c.mode().name();
       r.query = c.query();
-    } else if (plan instanceof SaveAsV1TableCommand) {
-      SaveAsV1TableCommand c = (SaveAsV1TableCommand) plan;
+    } else if (SparkCompat.get().saveAsV1Table(plan) != null) {
+      SparkCompat.SaveAsTable c = SparkCompat.get().saveAsV1Table(plan);  // Spark 4.1+
       r.kind = "table";
-      r.name = c.tableDesc().identifier().unquotedString();
-      r.format = c.tableDesc().provider().isDefined() ? c.tableDesc().provider().get() : null;
-      r.mode = c.mode().name();
-      r.query = c.query();
+      r.name = c.table.identifier().unquotedString();
+      r.format = c.table.provider().isDefined() ? c.table.provider().get() : null;
+      r.mode = c.mode.name();
+      r.query = c.query;
     } else if (plan instanceof InsertIntoDataSourceCommand) {
       InsertIntoDataSourceCommand c = (InsertIntoDataSourceCommand) plan;
       LogicalRelation lr = c.logicalRelation();

@@ -1,0 +1,29 @@
+package io.pipetrace.compat;
+
+import org.apache.spark.sql.catalyst.trees.Origin;
+import org.apache.spark.sql.catalyst.trees.TreeNode;
+
+/** Spark 3.5 (Scala 2.12): compiled against pyspark 3.5's jars into the spark35 jar only. */
+public final class Spark35 extends SparkCompat {
+  @Override
+  public String line() {
+    return "spark35";
+  }
+
+  @Override
+  public String scala() {
+    return "2.12";
+  }
+
+  /** Spark 3.5 keeps no Python origin on expressions: the step's code line stays null. */
+  @Override
+  public String pythonCallSite(Origin origin) {
+    return null;
+  }
+
+  @Override
+  protected void treeString5(TreeNode<?> plan,
+      scala.Function1<String, scala.runtime.BoxedUnit> append, int maxFields) {
+    plan.treeString(append, true, false, maxFields, false);
+  }
+}
