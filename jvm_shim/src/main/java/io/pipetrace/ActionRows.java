@@ -49,6 +49,8 @@ final class ActionRows {
         return shown(root, analyzed, rows);
       case "command":
         return OperatorRows.Known.unknown(null);
+      case "isEmpty":
+        return rows.firstRowOnly() != null ? rows.firstRowOnly() : rows.rows(root);
       case "tail":
         return RowRules.limitOf(root) != null ? rows.rows(root)
             : OperatorRows.Known.unknown("tail(n): Spark passes n to the driver outside the plan,"

@@ -62,6 +62,7 @@ final class OperatorRows {
   private final Metrics metrics;
   private final IdentityHashMap<SparkPlan, Known> memo = new IdentityHashMap<>();
   private final IdentityHashMap<SparkPlan, String> cutShort = new IdentityHashMap<>();
+  private Known firstRowOnly;
   // What each shuffle's map side wrote, by the operator that fed it: that operator ran to the end
   // in its stage and every row it emitted was written (e.g. a local limit's true output).
   private final IdentityHashMap<SparkPlan, Long> fedShuffle = new IdentityHashMap<>();
@@ -88,8 +89,22 @@ final class OperatorRows {
           + " has its rows");
     }
     rows.noteShuffleInputs(top);
+    if ("isEmpty".equals(action) && top != null && RowRules.limitOf(top) == null) {
+      // Spark 3.5's isEmpty() is executeTake(1) on the plan, with no limit in it: it takes the
+      // first row and stops. Each operator counted what it produced until then, so the root's
+      // count is above 0 exactly when a row came back: the answer is 0 or 1, never the count.
+      Known produced = rows.uncut(top);
+      rows.firstRowOnly = produced.rows == null ? produced
+          : Known.of(Math.min(1L, produced.rows));
+      rows.mark(top, "partly run: isEmpty() takes the first row and stops");
+    }
     rows.markCutShort(top);
     return rows;
+  }
+
+  /** What a limit-free isEmpty() returned (0 or 1 rows), or null for other actions. */
+  Known firstRowOnly() {
+    return firstRowOnly;
   }
 
   Metrics metrics() {
