@@ -96,7 +96,11 @@ final class OperatorRows {
       Known produced = rows.uncut(top);
       rows.firstRowOnly = produced.rows == null ? produced
           : Known.of(Math.min(1L, produced.rows));
-      rows.mark(top, "partly run: isEmpty() takes the first row and stops");
+      if (produced.rows == null || produced.rows > 0) {  // 0: every partition was run through
+        rows.mark(top, "cut short: isEmpty() takes the first row and stops (Spark 3.5 plans no"
+            + " limit for it; Spark's own count, kept in metrics.numOutputRows, includes rows fetched"
+            + " but never used)");
+      }
     }
     rows.markCutShort(top);
     return rows;
