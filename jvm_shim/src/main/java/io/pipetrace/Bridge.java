@@ -1,6 +1,16 @@
 package io.pipetrace;
 
 import io.pipetrace.compat.SparkCompat;
+import io.pipetrace.config.Rules;
+import io.pipetrace.config.Settings;
+import io.pipetrace.config.Version;
+import io.pipetrace.health.Counters;
+import io.pipetrace.health.Log;
+import io.pipetrace.sink.Internal;
+import io.pipetrace.sink.SparkSink;
+import io.pipetrace.spool.Run;
+import io.pipetrace.tracking.DatabricksContext;
+import io.pipetrace.tracking.ExecutionTracker;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;

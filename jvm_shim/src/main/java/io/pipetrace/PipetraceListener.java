@@ -1,6 +1,20 @@
 package io.pipetrace;
 
+import io.pipetrace.capture.StepCapture;
 import io.pipetrace.compat.SparkCompat;
+import io.pipetrace.config.Settings;
+import io.pipetrace.health.Counters;
+import io.pipetrace.health.Faults;
+import io.pipetrace.health.Log;
+import io.pipetrace.redact.Literals;
+import io.pipetrace.redact.Redactor;
+import io.pipetrace.redact.Redactors;
+import io.pipetrace.redact.SecretValues;
+import io.pipetrace.sink.Internal;
+import io.pipetrace.sink.SparkSink;
+import io.pipetrace.spool.Run;
+import io.pipetrace.tracking.DatabricksContext;
+import io.pipetrace.tracking.ExecutionTracker;
 
 import java.util.Collections;
 import java.util.Map;
@@ -21,7 +35,7 @@ import org.apache.spark.sql.util.QueryExecutionListener;
  * {@code pipetrace.spark.attach(spark)} through {@link Bridge}. Callbacks run on Spark's
  * shared listener thread; they catch everything, never throw into Spark, and do only the
  * plan walk and the metric snapshot: redaction, the JSON and the file append are
- * {@link StepWriter}'s, on pipetrace's own thread.
+ * {@link io.pipetrace.spool.StepWriter}'s, on pipetrace's own thread.
  */
 public class PipetraceListener implements QueryExecutionListener {
   /** Listeners created from spark.sql.queryExecutionListeners, by the SQLConf of their session. */
@@ -135,7 +149,7 @@ public class PipetraceListener implements QueryExecutionListener {
    * A micro-batch a V1 streaming sink wrote with addBatch (files, Delta): no callback reports
    * it, so the tracker hands it over when its execution ends (see {@link StreamSinks}).
    */
-  void captureMicroBatch(QueryExecution qe, ExecutionTracker.Exec exec, long endMs,
+  public void captureMicroBatch(QueryExecution qe, ExecutionTracker.Exec exec, long endMs,
       String error) {
     try {
       if (run == null || detached) {
@@ -164,7 +178,7 @@ public class PipetraceListener implements QueryExecutionListener {
   }
 
   /** Turn one action and its execution's facts into a step (or a nested part of one). */
-  void capture(String funcName, QueryExecution qe, long durationNs, Throwable error,
+  public void capture(String funcName, QueryExecution qe, long durationNs, Throwable error,
       ExecutionTracker.Exec exec) {
     // Timed so Bridge.status can report the per-step cost on the listener thread (benchmarks).
     long started = System.nanoTime();

@@ -1,5 +1,8 @@
 package io.pipetrace;
 
+import io.pipetrace.capture.Relations;
+import io.pipetrace.health.Log;
+
 import java.lang.reflect.Method;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -31,12 +34,12 @@ public final class StreamSinks extends StreamingQueryListener {
   private static final int MAX_QUERIES = 1024;
 
   /** What a query writes to, and the listener whose run its batches belong to. */
-  static final class Sink {
-    final PipetraceListener listener;
-    final String queryName;
-    final Relations.Rel output;   // kind, name, format, mode (the output mode)
-    final boolean addBatch;       // a V1 sink: no callback, the tracker captures its batches
-    final boolean foreachBatch;   // the function's actions are the steps
+  public static final class Sink {
+    public final PipetraceListener listener;
+    public final String queryName;
+    public final Relations.Rel output;   // kind, name, format, mode (the output mode)
+    public final boolean addBatch;       // a V1 sink: no callback, the tracker captures its batches
+    public final boolean foreachBatch;   // the function's actions are the steps
 
     Sink(PipetraceListener listener, String queryName, Relations.Rel output, boolean addBatch,
         boolean foreachBatch) {
@@ -75,7 +78,7 @@ public final class StreamSinks extends StreamingQueryListener {
   }
 
   /** The sink of query {@code id}, or null when it started on no attached session. */
-  static Sink of(UUID id) {
+  public static Sink of(UUID id) {
     return id == null ? null : SINKS.get(id);
   }
 
