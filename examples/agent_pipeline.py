@@ -28,6 +28,8 @@ def main(workdir: Path) -> None:
              .config("spark.sql.shuffle.partitions", "4")
              .config("spark.ui.enabled", "false")
              .config("spark.sql.warehouse.dir", str(workdir / "warehouse"))
+             # ANSI is Spark 4's default; set here so the bad cast fails on Spark 3.5 too
+             .config("spark.sql.ansi.enabled", "true")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -227,7 +228,7 @@ def steps_cmd(table: str | None, run_id: str | None) -> int:
                       style="red" if r["status"] == "FAILED" else "green")
         flow = Text(_flow(r["inputs"], r["output"]))
         if isinstance(r["error"], str) and r["error"]:
-            flow.append("\n" + _shorten(str(r["error"]).splitlines()[0], 120), style="red")
+            flow.append("\n" + _shorten(error_summary(r["error"]), 120), style="red")
         action = r["action"] if isinstance(r["action"], str) else r["spark_func"]
         view.add_row(str(r["seq"]), str(action) if isinstance(action, str) else "", status,
                      _count(r["rows_out"]), _duration(r["duration_ms"]), flow)
@@ -289,6 +290,27 @@ def _duration(ms: Any) -> str:
     if not _present(ms):
         return ""
     return f"{int(ms)} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+# Spark's error condition and its message, e.g. "[CAST_INVALID_INPUT] The value '1d' of ..."
+_ERROR_CONDITION = re.compile(r"\[[A-Z][A-Z0-9_.]+\][^\n]*")
+
+
+def error_summary(error: str) -> str:
+    """The part of a step's error that says what went wrong: Spark's error condition and its
+    message where the text has one (Spark 3.5 wraps a task's failure in "Job aborted due to
+    stage failure: ..." and puts the cause further in), else the first line.
+
+    Example::
+
+        >>> error_summary("SparkException: Job aborted ... (TID 10): "
+        ...               "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ...")
+        "[CAST_INVALID_INPUT] The value '1d' ..."
+        >>> error_summary("AnalysisException: no such table\\n\\tat Dataset.scala")
+        'AnalysisException: no such table'
+    """
+    found = _ERROR_CONDITION.search(error)
+    return found.group(0) if found else error.splitlines()[0]
 
 
 def _shorten(text: str, limit: int) -> str:
