@@ -109,22 +109,20 @@ public abstract class SparkCompat {
    */
   public void treeString(TreeNode<?> plan, scala.Function1<String, scala.runtime.BoxedUnit> append,
       int maxFields) {
-    if (TREE_STRING_6 == null) {
-      treeString5(plan, append, maxFields);
-      return;
-    }
     try {
-      TREE_STRING_6.invoke(plan, append, true, false, maxFields, false, false);
+      if (TREE_STRING_6 != null) {
+        TREE_STRING_6.invoke(plan, append, true, false, maxFields, false, false);
+      } else if (TREE_STRING_5 != null) {
+        TREE_STRING_5.invoke(plan, append, true, false, maxFields, false);
+      } else {
+        throw new IllegalStateException("this Spark's TreeNode has no treeString(append, ...)");
+      }
     } catch (RuntimeException | Error e) {
       throw e;  // the caller's own stop signal (a cap on the text) among them
     } catch (Throwable t) {
       throw new IllegalStateException(t);
     }
   }
-
-  /** The five-argument treeString of Spark 3.5 and 4.0. */
-  protected abstract void treeString5(TreeNode<?> plan,
-      scala.Function1<String, scala.runtime.BoxedUnit> append, int maxFields);
 
   /**
    * The query id of a QueryExecution (Spark 4.2+: the same id is on its execution's start
@@ -174,6 +172,11 @@ public abstract class SparkCompat {
   private static final MethodHandle TREE_STRING_6 = method(TreeNode.class, "treeString",
       MethodType.methodType(void.class, scala.Function1.class, boolean.class, boolean.class,
           int.class, boolean.class, boolean.class));
+  // Spark 3.5 and 4.0 (4.1 added a sixth argument and dropped this one): by handle, so that
+  // the shared code compiles against any Spark of either line, as `pip install .` does.
+  private static final MethodHandle TREE_STRING_5 = method(TreeNode.class, "treeString",
+      MethodType.methodType(void.class, scala.Function1.class, boolean.class, boolean.class,
+          int.class, boolean.class));
   private static final Class<?> SAVE_AS_V1 =
       classOrNull("org.apache.spark.sql.execution.command.SaveAsV1TableCommand");
   private static final MethodHandle SAVE_TABLE_DESC =

@@ -1,7 +1,6 @@
 package io.pipetrace.compat;
 
 import org.apache.spark.sql.catalyst.trees.Origin;
-import org.apache.spark.sql.catalyst.trees.TreeNode;
 
 /** Spark 3.5 (Scala 2.12): compiled against pyspark 3.5's jars into the spark35 jar only. */
 public final class Spark35 extends SparkCompat {
@@ -21,9 +20,4 @@ public final class Spark35 extends SparkCompat {
     return null;
   }
 
-  @Override
-  protected void treeString5(TreeNode<?> plan,
-      scala.Function1<String, scala.runtime.BoxedUnit> append, int maxFields) {
-    plan.treeString(append, true, false, maxFields, false);
-  }
 }

@@ -1,7 +1,6 @@
 package io.pipetrace.compat;
 
 import org.apache.spark.sql.catalyst.trees.Origin;
-import org.apache.spark.sql.catalyst.trees.TreeNode;
 
 /** Spark 4.0 to 4.x (Scala 2.13): compiled against pyspark 4.0's jars into the spark4 jar only. */
 public final class Spark4 extends SparkCompat {
@@ -21,9 +20,4 @@ public final class Spark4 extends SparkCompat {
     return ctx.isDefined() ? ctx.get()._2() : null;
   }
 
-  @Override
-  protected void treeString5(TreeNode<?> plan,
-      scala.Function1<String, scala.runtime.BoxedUnit> append, int maxFields) {
-    plan.treeString(append, true, false, maxFields, false);
-  }
 }
