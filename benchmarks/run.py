@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; print the tables; write the JSON. Returns an exit code."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, for CI (under 2 minutes); the figures mean nothing")
+                        help="tiny sizes, for CI (~2.5 minutes); the figures mean nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "results.json")
     parser.add_argument("--data", type=Path, default=HERE / ".data",
                         help="where TPC-H data is generated (kept between runs)")
