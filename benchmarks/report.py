@@ -41,6 +41,44 @@ def _ratio_row(job: dict[str, Any], target: float | None) -> dict[str, Any]:
     return row
 
 
+def _recorded(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """What one capture recorded over its phases, against the truth: actions, steps or run
+    events, row counts present and equal to the truth (null where they could not be matched)."""
+    def total(key: str) -> int | None:
+        values = [p[key] for p in phases]
+        return None if any(v is None for v in values) else sum(values)
+
+    return {"actions": total("actions"), "recorded": total("recorded"),
+            "rows_present": total("rows_present"), "rows_true": total("rows_true")}
+
+
+def _peer_row(job: dict[str, Any]) -> dict[str, Any]:
+    """The peer table's figures of one workload: pipetrace and OpenLineage, same process."""
+    peer = job["peer"]
+    wall_ms = {m: 1000 * sum(p["wall_s"] for p in phases) for m, phases in
+               (("pipetrace", job["phases"]), ("openlineage", peer["phases"]))}
+    pt_exact = sum(p["capture_time"].get("total_ms", 0) + p["tracker_ms"] for p in job["phases"])
+    pt_timer = sum(p["spark_timer"]["ms"] for p in job["phases"])
+    ol_timer = sum(p["spark_timer"]["ms"] for p in peer["phases"])
+    return {
+        "version": peer["version"], "reps": len(job["ratios"]),
+        "median_off_s": _off_on(job)[0],
+        "pipetrace": {"ratio": statistics.median(job["ratios"]),
+                      "listener_ms_exact": pt_exact, "listener_ms_spark_timer": pt_timer,
+                      "listener_share": pt_timer / wall_ms["pipetrace"],
+                      "bus_dropped": sum(p["bus_dropped"] for p in job["phases"]),
+                      "own_dropped": sum(p["dropped"] for p in job["phases"]),
+                      **_recorded([{**p["recorded"], "recorded": p["recorded"]["steps"]}
+                                   for p in job["phases"]])},
+        "openlineage": {"ratio": statistics.median(peer["ratios"]),
+                        "listener_ms_spark_timer": ol_timer,
+                        "listener_share": ol_timer / wall_ms["openlineage"],
+                        "bus_dropped": sum(p["bus_dropped"] for p in peer["phases"]),
+                        "events": sum(p["events"] for p in peer["phases"]),
+                        **_recorded([{**p, "recorded": p["complete"]} for p in peer["phases"]])},
+    }
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Every headline figure of a run, from the per-job results of :mod:`benchmarks.run`."""
     out: dict[str, Any] = {"ratios": {}, "capture_cost": {}, "event_log": {}, "growth": {},
@@ -86,8 +124,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                "error_chars": r["steps"]["huge"]["error_chars"],
                "warned": any("cut to" in w for w in r["steps"]["huge"]["warnings"])}
         for kind, r in worst.items() if isinstance(r, dict) and "samples_ms" in r}
-    for mode in ("off", "on"):
-        job = results.get(f"rss_capture_{mode}")
+    out["peers"] = {name.split("+")[0]: _peer_row(r) for name, r in results.items()
+                    if name.endswith("+openlineage") and "peer" in r}
+    for mode, job in (("off", results.get("rss_capture_off")),
+                      ("on", results.get("rss_capture_on")),
+                      ("openlineage", results.get("rss_openlineage"))):
         if job:
             out["rss"][mode] = {"jvm_peak_mib": job["jvm_peak_mib"],
                                 "jvm_live_heap_mib": job["jvm_live_heap_mib"],
@@ -153,11 +194,37 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"| {kind} | {w['message_chars']:,} | {_f(w['baseline_ms'])} | "
                          f"{_f(w['huge_ms'])} | {_f(w['huge_max_ms'])} | {_f(w['ratio'], 2)} | "
                          f"{w['error_chars']:,} | {'yes' if w['warned'] else 'no'} |")
+    if s.get("peers"):
+        lines += ["", _render_peers(s["peers"])]
     if s["rss"]:
         lines += ["", "| driver memory | JVM peak RSS MiB | JVM live heap after GC MiB | "
                   "Python peak RSS MiB |", "|---|---|---|---|"]
+        labels = {"off": "capture off", "on": "pipetrace on", "openlineage": "OpenLineage on"}
         for mode, r in s["rss"].items():
-            lines.append(f"| capture {mode} | {_f(r['jvm_peak_mib'], 0)} | "
+            lines.append(f"| {labels[mode]} | {_f(r['jvm_peak_mib'], 0)} | "
                          f"{_f(r['jvm_live_heap_mib'], 0)} | {_f(r['python_peak_mib'], 0)} |")
     lines += ["", f"Spark listener-bus dropped events (all jobs): {s['dropped_events']}"]
+    return "\n".join(lines)
+
+
+def _of(part: Any, whole: Any) -> str:
+    return "?" if part is None or whole is None else f"{part}/{whole}"
+
+
+def _render_peers(peers: dict[str, Any]) -> str:
+    """The peer table: per workload, pipetrace and OpenLineage measured in the same process."""
+    lines = ["| workload | capture | wall ratio vs off (median) | listener-thread ms (Spark's "
+             "timer) | listener / wall | dropped events | actions | recorded | rows present "
+             "| rows true |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in peers.items():
+        for label, key, unit in (("pipetrace", "pipetrace", "steps"),
+                                 (f"OpenLineage {row['version']}", "openlineage",
+                                  "COMPLETE events")):
+            c = row[key]
+            lines.append(f"| {name} | {label} | {_f(c['ratio'])} | "
+                         f"{_f(c['listener_ms_spark_timer'], 0)} | "
+                         f"{_f(100 * c['listener_share'], 2)} % | {c['bus_dropped']} | "
+                         f"{c['actions']} | {c['recorded']} {unit} | "
+                         f"{_of(c['rows_present'], c['recorded'])} | "
+                         f"{_of(c['rows_true'], c['actions'])} |")
     return "\n".join(lines)

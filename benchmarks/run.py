@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import peers, report
 
 __all__ = ["jobs", "main"]
 
@@ -60,10 +60,13 @@ QUICK: dict[str, dict[str, Any]] = {
 # Spark's event log as a comparator: the same workloads in a process with the event log on.
 EVENT_LOG_JOBS = ("small_counts", "deep_plan")
 DEFERRED_COMMIT_JOBS = ("small_counts", "deep_plan", "writes")
+# The peer users would otherwise install, OpenLineage's Spark listener: the same workloads in a
+# process with it configured (static confs), off / pipetrace / OpenLineage interleaved there.
+PEER_JOBS = ("small_counts", "tpch", "deep_plan", "writes")
 
 
 def jobs(quick: bool, data_root: Path, tpch_scale: float = 1.0) -> list[dict[str, Any]]:
-    """The job specs of one run, in the order they run."""
+    """The job specs of one run, in the order they run (peer jobs carry ``"peer"``)."""
     sizes = QUICK if quick else FULL
     specs: list[dict[str, Any]] = []
     for job, size in sizes.items():
@@ -85,11 +88,29 @@ def jobs(quick: bool, data_root: Path, tpch_scale: float = 1.0) -> list[dict[str
                       "params": {**base["params"], "commit_interval": 3600}})
     rss_params = ({"actions": 20, "columns": 10, "collects": 2} if quick
                   else {"actions": 200, "columns": 300, "collects": 5})
+    for job in PEER_JOBS:
+        base = next(s for s in specs if s["job"] == job)
+        specs.append({**base, "name": f"{job}+openlineage", "peer": "openlineage"})
     for capture in (False, True):
         specs.append({"job": "rss", "name": f"rss_capture_{'on' if capture else 'off'}",
                       "params": {**rss_params, "capture": capture}, "reps": 1,
                       "driver_memory": "4g"})
+    specs.append({"job": "rss", "name": "rss_openlineage", "peer": "openlineage",
+                  "params": {**rss_params, "capture": False, "peer": True}, "reps": 1,
+                  "driver_memory": "4g"})
     return specs
+
+
+def _with_peer_jar(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fetch the peer's jar if a spec needs it; a spec that cannot have it gets the error."""
+    if not any(s.get("peer") for s in specs):
+        return specs
+    try:
+        jar = str(peers.fetch_openlineage())
+    except peers.PeerUnavailable as exc:
+        print(f"OpenLineage peer unavailable: {exc}", flush=True)
+        return [s if not s.get("peer") else {**s, "unavailable": str(exc)} for s in specs]
+    return [s if not s.get("peer") else {**s, "peer_jar": jar} for s in specs]
 
 
 def _run_job(spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
@@ -138,27 +159,45 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; print the tables; write the JSON. Returns an exit code."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, for CI (under 2 minutes); the figures mean nothing")
+                        help="tiny sizes, for CI (~2.5 minutes); the figures mean nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "results.json")
     parser.add_argument("--data", type=Path, default=HERE / ".data",
                         help="where TPC-H data is generated (kept between runs)")
     parser.add_argument("--tpch-scale", type=float, default=1.0,
                         help="TPC-H scale factor of the full run (quick: 0.01)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these job names")
+    parser.add_argument("--peers", action="store_true",
+                        help="run only the OpenLineage peer jobs and the three memory processes")
+    parser.add_argument("--no-peers", action="store_true", help="skip the OpenLineage peer jobs")
     parser.add_argument("--timeout", type=float, default=3600, help="per job, seconds")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     results: dict[str, Any] = {}
     specs = [s for s in jobs(args.quick, args.data, args.tpch_scale)
-             if not args.only or s["name"] in args.only]
+             if (not args.only or s["name"] in args.only)
+             and (not args.peers or s.get("peer") or s["job"] == "rss")
+             and not (args.no_peers and s.get("peer"))]
+    specs = _with_peer_jar(specs)
     if args.quick:
-        # CI smoke test: one process for the plain jobs, one with the event log (static conf).
-        specs = [{"name": "quick", "job": "batch", "batch": [s for s in specs if not
-                                                             s.get("event_log")]},
+        # CI smoke test: one process for the plain jobs, one with the event log, one with the
+        # OpenLineage peer (static confs).
+        plain = [s for s in specs if not s.get("event_log") and not s.get("peer")]
+        peer = [s for s in specs if s.get("peer")]
+        specs = [{"name": "quick", "job": "batch", "batch": plain},
                  {"name": "quick+event_log", "job": "batch", "event_log": True,
                   "batch": [s for s in specs if s.get("event_log")]}]
+        if peer:
+            specs.append({"name": "quick+openlineage", "job": "batch", "batch": peer,
+                          **{k: peer[0][k] for k in ("peer", "peer_jar", "unavailable")
+                             if k in peer[0]}})
+        specs = [s for s in specs if s["batch"]]
     with tempfile.TemporaryDirectory(prefix="pipetrace-bench-") as tmp:
         for spec in specs:
+            if spec.get("unavailable"):
+                for name in [s["name"] for s in spec.get("batch", [spec])]:
+                    results[name] = {"error": f"OpenLineage peer unavailable: "
+                                              f"{spec['unavailable']}"}
+                continue
             print(f"running {spec['name']} ...", flush=True)
             try:
                 result = _run_job(spec, Path(tmp), args.timeout)

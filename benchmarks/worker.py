@@ -1,8 +1,8 @@
 """One benchmark job in its own driver process: ``python -m benchmarks.worker SPEC.json OUT.json``.
 
 SPEC is ``{"job": ..., "name": ..., "params": {...}, "reps": n, "work": dir, "event_log":
-bool}`` (or ``{"batch": [SPEC, ...], ...}`` to run several in one process); the figures go to
-OUT as JSON. :mod:`benchmarks.run` starts one worker per job.
+bool, "peer_jar": path}`` (or ``{"batch": [SPEC, ...], ...}`` to run several in one process);
+the figures go to OUT as JSON. :mod:`benchmarks.run` starts one worker per job.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 import pipetrace.spark as pt
-from benchmarks import harness, tpch, workloads
+from benchmarks import harness, peers, tpch, workloads
 
 __all__ = ["main"]
 
 
-def _session(work: Path, event_log: bool, driver_memory: str) -> Any:
+def _session(work: Path, event_log: bool, driver_memory: str, peer_jar: str | None) -> Any:
     builder = (SparkSession.builder.master("local[2]").appName("pipetrace-bench")
                .config("spark.driver.memory", driver_memory)
                .config("spark.sql.shuffle.partitions", "4")
@@ -33,20 +33,31 @@ def _session(work: Path, event_log: bool, driver_memory: str) -> Any:
         (work / "eventlog").mkdir(parents=True, exist_ok=True)
         builder = (builder.config("spark.eventLog.enabled", "true")
                    .config("spark.eventLog.dir", str(work / "eventlog")))
+    if peer_jar:
+        # OpenLineage as its users configure it: static confs, hence a process of its own.
+        for key, value in peers.openlineage_conf(Path(peer_jar), work / "openlineage.jsonl").items():
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
 def _interleaved(spark: Any, job: str, units: list[workloads.Unit], spec: dict[str, Any],
-                 warmup: bool = True) -> dict[str, Any]:
+                 *, warmup: bool = True, peer: peers.Peer | None = None) -> dict[str, Any]:
     work = Path(spec["work"])
     warmup = warmup and spec["params"].get("warmup", True)
     m = harness.measure(spark, units, spec["reps"], work, job, warmup=warmup,
-                        commit_interval=spec["params"].get("commit_interval"))
-    return {"samples": m["samples"], "ratios": harness.ratios(m["samples"]),
-            "ratios_with_drain": harness.ratios(m["samples"], key="drain"),
-            "capture": harness.summarize_capture(m["phases"]), "phases": m["phases"]}
+                        commit_interval=spec["params"].get("commit_interval"), peer=peer)
+    out = {"samples": m["samples"], "ratios": harness.ratios(m["samples"]),
+           "ratios_with_drain": harness.ratios(m["samples"], key="drain"),
+           "capture": harness.summarize_capture(m["phases"]), "phases": m["phases"]}
+    if peer is not None:
+        out["peer"] = {"name": "openlineage", "version": peers.VERSION,
+                       "ratios": harness.ratios(m["samples"], mode="openlineage"),
+                       "ratios_with_drain": harness.ratios(m["samples"], key="drain",
+                                                           mode="openlineage"),
+                       "phases": m["peer_phases"]}
+    return out
 
 
 def _growth(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -158,10 +169,13 @@ def _worst_case(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fixed(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    """Whole process with capture always on or always off: driver peak RSS."""
+def _fixed(spark: Any, spec: dict[str, Any], peer: peers.Peer | None) -> dict[str, Any]:
+    """Whole process with capture always on or always off (or the peer always on): driver peak
+    RSS."""
     p = spec["params"]
     work = Path(spec["work"])
+    if peer is not None:
+        peer.switch.set(bool(p.get("peer")))
     handle = None
     if p["capture"]:
         handle = pt.attach(spark, table=str(work / "table"), spool=str(work / "spool"),
@@ -173,22 +187,29 @@ def _fixed(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     wall = time.perf_counter() - started
     if handle is not None:
         handle.detach()
-    return {"capture": p["capture"], "wall_s": wall, **harness.rss(spark)}
+    out = {"capture": p["capture"], "wall_s": wall, **harness.rss(spark)}
+    if peer is not None and p.get("peer"):
+        peer.switch.set(False)
+        out["peer"] = peers.VERSION
+    return out
 
 
-def run_job(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def run_job(spark: Any, spec: dict[str, Any], peer: peers.Peer | None = None) -> dict[str, Any]:
     """Run one job spec in this process; return its figures."""
     job, p, work = spec["job"], spec["params"], Path(spec["work"])
     if job == "small_counts":
-        return _interleaved(spark, job, workloads.small_counts(spark, p["actions"]), spec)
+        return _interleaved(spark, job, workloads.small_counts(spark, p["actions"]), spec,
+                            peer=peer)
     if job == "deep_plan":
         return _interleaved(spark, job, workloads.deep_plan(spark, p["columns"], p["collects"]),
-                            spec)
+                            spec, peer=peer)
     if job == "writes":
-        return _interleaved(spark, job, workloads.writes(spark, p["appends"], work / "out"), spec)
+        return _interleaved(spark, job, workloads.writes(spark, p["appends"], work / "out"), spec,
+                            peer=peer)
     if job == "tpch":
         data = tpch.generate(Path(p["data_root"]), p["scale"])
-        return _interleaved(spark, job, workloads.tpch_units(spark, data, p.get("queries")), spec)
+        return _interleaved(spark, job, workloads.tpch_units(spark, data, p.get("queries")), spec,
+                            peer=peer)
     if job == "growth":
         return _growth(spark, spec)
     if job == "delivery":
@@ -196,7 +217,7 @@ def run_job(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     if job == "listener_worst_case":
         return _worst_case(spark, spec)
     if job == "rss":
-        return _fixed(spark, spec)
+        return _fixed(spark, spec, peer)
     raise ValueError(f"unknown job {job!r}")
 
 
@@ -205,14 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(args[0]).read_text())
     Path(spec["work"]).mkdir(parents=True, exist_ok=True)
-    spark = _session(Path(spec["work"]), spec.get("event_log", False),
-                     spec.get("driver_memory", "4g"))
+    work = Path(spec["work"])
+    spark = _session(work, spec.get("event_log", False), spec.get("driver_memory", "4g"),
+                     spec.get("peer_jar"))
+    peer = peers.Peer(spark, work / "openlineage.jsonl") if spec.get("peer_jar") else None
     # A batch (quick mode only) runs several jobs in this one process to save JVM start-ups.
     results = {}
     for entry in spec.get("batch", [spec]):
         job = {**entry, "work": str(Path(spec["work"]) / entry["name"])}
         started = time.perf_counter()
-        result = run_job(spark, job)
+        result = run_job(spark, job, peer)
         result["job_s"] = time.perf_counter() - started
         result["bus"] = harness.bus_metrics(spark)
         if job["job"] != "rss":

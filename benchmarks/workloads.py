@@ -4,9 +4,9 @@ and on, interleaved, so drift on a shared 2-core machine hits both sides alike.
 
 Example::
 
-    >>> units = small_counts(spark, actions=10)  # doctest: +SKIP
+    >>> units = small_counts(spark, actions=3)  # doctest: +SKIP
     >>> units[0][0], units[0][1]()  # doctest: +SKIP
-    ('counts', None)
+    ('counts', [500, 667, 751])
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from benchmarks import tpch
 __all__ = ["Unit", "deep_plan", "deep_plan_frame", "failing_action", "pipeline_frame",
            "small_counts", "tpch_units", "writes"]
 
-# (name, body): body runs the user's actions of one unit and returns nothing.
-Unit = tuple[str, Callable[[], None]]
+# (name, body): body runs the user's actions of one unit and returns the truth of each action
+# where it knows it (the rows count() returned, collect() handed back, a write wrote), in order;
+# what a capture recorded is compared with it.
+Unit = tuple[str, Callable[[], list[int] | None]]
 
 
 def small_counts(spark: Any, actions: int) -> list[Unit]:
@@ -35,9 +37,8 @@ def small_counts(spark: Any, actions: int) -> list[Unit]:
     frames = [spark.range(0, 1000 + i).withColumn("k", F.col("id") % (i + 2)).filter("k > 0")
               for i in range(10)]
 
-    def body() -> None:
-        for df in itertools.islice(itertools.cycle(frames), actions):
-            df.count()
+    def body() -> list[int]:
+        return [df.count() for df in itertools.islice(itertools.cycle(frames), actions)]
 
     return [("counts", body)]
 
@@ -58,21 +59,22 @@ def deep_plan(spark: Any, columns: int, collects: int) -> list[Unit]:
     """A deep plan collected ``collects`` times (the DataFrame is built once, outside timing)."""
     df = deep_plan_frame(spark, columns)
 
-    def body() -> None:
-        for _ in range(collects):
-            df.collect()
+    def body() -> list[int]:
+        return [len(df.collect()) for _ in range(collects)]
 
     return [("deep_plan", body)]
 
 
 def writes(spark: Any, appends: int, out: Path) -> list[Unit]:
     """``appends`` small parquet appends to one directory (cleared before each unit)."""
-    df = spark.range(100).withColumn("v", F.col("id") * 2)
+    rows = 100
+    df = spark.range(rows).withColumn("v", F.col("id") * 2)
 
-    def body() -> None:
+    def body() -> list[int]:
         shutil.rmtree(out, ignore_errors=True)
         for _ in range(appends):
             df.write.mode("append").parquet(str(out))
+        return [rows] * appends
 
     return [("writes", body)]
 
@@ -89,7 +91,7 @@ def tpch_units(spark: Any, data: Path, queries: list[int] | None = None) -> list
     for i, query in enumerate(tpch.QUERIES, start=1):
         if queries and i not in queries:
             continue
-        units.append((f"q{i}", lambda query=query: query(tables).collect() and None))
+        units.append((f"q{i}", lambda query=query: [len(query(tables).collect())]))
     return units
 
 
