@@ -292,20 +292,22 @@ def _duration(ms: Any) -> str:
     return f"{int(ms)} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
-# Spark's error condition and its message, e.g. "[CAST_INVALID_INPUT] The value '1d' of ..."
-_ERROR_CONDITION = re.compile(r"\[[A-Z][A-Z0-9_.]+\][^\n]*")
+# Spark's error condition and its message, with the exception's simple class name, e.g.
+# "SparkNumberFormatException: [CAST_INVALID_INPUT] The value '1d' of ..."
+_ERROR_CONDITION = re.compile(r"(?:[\w$]+(?:Exception|Error): )?\[[A-Z][A-Z0-9_.]+\][^\n]*")
 
 
 def error_summary(error: str) -> str:
-    """The part of a step's error that says what went wrong: Spark's error condition and its
-    message where the text has one (Spark 3.5 wraps a task's failure in "Job aborted due to
-    stage failure: ..." and puts the cause further in), else the first line.
+    """The part of a step's error that says what went wrong: Spark's error condition (with the
+    exception's simple class name) and its message where the text has one (Spark 3.5 wraps a
+    task's failure in "Job aborted due to stage failure: ..." and puts the cause further in),
+    else the first line.
 
     Example::
 
         >>> error_summary("SparkException: Job aborted ... (TID 10): "
         ...               "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ...")
-        "[CAST_INVALID_INPUT] The value '1d' ..."
+        "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ..."
         >>> error_summary("AnalysisException: no such table\\n\\tat Dataset.scala")
         'AnalysisException: no such table'
     """
