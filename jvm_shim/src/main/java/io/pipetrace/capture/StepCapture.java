@@ -107,6 +107,9 @@ public final class StepCapture {
         Relations.output(analyzed, redactor));
   }
 
+  /** The action of a streaming query's micro-batch. */
+  static final String STREAM_WRITE = "stream_write";
+
   /**
    * The step as a row (column name → value; lists and maps for nested columns), without seq and
    * the hash chain, which {@link Run#appendStep} assigns in order. Parts that fail are left null
@@ -114,9 +117,6 @@ public final class StepCapture {
    * {@link io.pipetrace.spool.StepWriter}'s last pass, off Spark's listener thread, with
    * {@link #redactor()}.
    */
-  /** The action of a streaming query's micro-batch. */
-  static final String STREAM_WRITE = "stream_write";
-
   public Map<String, Object> step(String funcName, QueryExecution qe, long durationNs,
       Throwable error) {
     SparkContext sc = qe.sparkSession().sparkContext();
@@ -139,11 +139,11 @@ public final class StepCapture {
     boolean microBatch = exec != null && exec.microBatch != null;
     String action = microBatch ? STREAM_WRITE : Actions.normalize(funcName, description,
         output != null, analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);
+    StreamSinks.Sink sink = microBatch ? StreamSinks.of(exec.microBatch) : null;
     if (microBatch) {
       // A streaming query's micro-batch: a write to its sink, whatever Spark called it
       // (collect for a V2 sink, addBatch for a V1 one). Its rows are the rows handed to the
       // sink, read like a collect's (the sink's own write reports none for V1 sinks).
-      StreamSinks.Sink sink = StreamSinks.of(exec.microBatch);
       if (sink != null) {
         output = sink.output;
       } else {
@@ -259,9 +259,8 @@ public final class StepCapture {
     if (exec != null && exec.stream != null) {
       context = new LinkedHashMap<>(context);
       context.put("stream_batch", exec.stream);  // a streaming query's micro-batch
-      StreamSinks.Sink of = StreamSinks.of(exec.microBatch);
-      if (of != null && of.queryName != null) {
-        context.put("stream_query", of.queryName);
+      if (sink != null && sink.queryName != null) {
+        context.put("stream_query", sink.queryName);
       }
     }
     row.put("context", context.isEmpty() ? null : context);
