@@ -1,8 +1,13 @@
 """Shared fixtures: one real local SparkSession for the whole suite (pytest-spark's
-``spark_session``, configured in pyproject.toml), and a fresh capture per test."""
+``spark_session``, configured in pyproject.toml), and a fresh capture per test.
+
+tests/delta needs Delta Lake's jars and the pyspark Delta supports: it runs in the Delta lane
+(``python .ci/lanes delta``), which sets PIPETRACE_DELTA_JARS; elsewhere it is not collected.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +18,8 @@ import pytest
 
 import pipetrace
 from pipetrace.spark import Handle
+
+collect_ignore = [] if os.environ.get("PIPETRACE_DELTA_JARS") else ["delta"]
 
 
 @pytest.fixture
