@@ -193,6 +193,12 @@ public class PipetraceListener implements QueryExecutionListener {
         run.skipped.incrementAndGet();
         return;
       }
+      if (StepCapture.isDeltaLogReplay(qe)) {
+        // Delta's own log replay (a snapshot's protocol, metadata, file list), run on the
+        // user's thread while Delta resolves a table: Delta's work, not the user's action.
+        run.skipped.incrementAndGet();
+        return;
+      }
       if (StepCapture.isCommandResultEcho(funcName, qe, commandOutputs)) {
         run.skipped.incrementAndGet();
         return;

@@ -11,6 +11,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import org.apache.spark.sql.catalyst.TableIdentifier;
+import org.apache.spark.sql.catalyst.analysis.ResolvedIdentifier;
 import org.apache.spark.sql.catalyst.catalog.CatalogTable;
 import org.apache.spark.sql.catalyst.catalog.HiveTableRelation;
 import org.apache.spark.sql.catalyst.plans.logical.CreateTableAsSelect;
@@ -42,6 +44,10 @@ public final class Relations {
     Long version;   // inputs: Delta version read, where known
     public String mode;    // output: save mode
     LogicalPlan query;  // output: the plan whose rows are written
+    Object deltaLog;    // output: the Delta table's DeltaLog, where the plan holds it
+    org.apache.hadoop.fs.Path deltaPath;  // output: the Delta table's path, where known
+    TableIdentifier v1Table;  // output: a session-catalog table whose location is looked up
+    boolean deltaCommand;     // output: Delta DML or maintenance (rows are its commit metrics)
 
     String key() {
       return kind + "|" + name + "|" + format;
@@ -74,6 +80,15 @@ public final class Relations {
         // Commands keep their query outside children() (CTAS, saveAsTable, save).
         next.add(written.query);
       }
+      if (DeltaCommits.isDelta(p)) {
+        // Delta's DML keeps what it reads outside children(): MERGE's source and target.
+        for (String accessor : new String[] {"source", "target"}) {
+          Object read = DeltaCommits.call(p, accessor);
+          if (read instanceof LogicalPlan && !next.contains(read)) {
+            next.add((LogicalPlan) read);
+          }
+        }
+      }
       addAll(next, p.children().iterator());
       addAll(next, p.innerChildren().iterator());
       addAll(next, p.subqueries().iterator());
@@ -101,7 +116,7 @@ public final class Relations {
       r.format = format(relation);
       if (lr.catalogTable().isDefined()) {
         r.kind = "table";
-        r.name = lr.catalogTable().get().identifier().unquotedString();
+        r.name = tableName(lr.catalogTable().get().identifier());
       } else if (relation instanceof HadoopFsRelation) {
         r.kind = "path";
         r.name = redactor.redact(join(((HadoopFsRelation) relation).location().rootPaths()));
@@ -122,14 +137,14 @@ public final class Relations {
           ? qualified(v2.catalog().isDefined() ? v2.catalog().get().name() : null,
               v2.identifier().get().toString())
           : v2.table().name());
-      r.format = v2.table().getClass().getSimpleName().replace("Table", "").toLowerCase();
+      r.format = v2Format(v2.table());
       r.version = deltaVersion(v2.table());
       return r;
     }
     if (p instanceof HiveTableRelation) {
       Rel r = new Rel();
       r.kind = "table";
-      r.name = ((HiveTableRelation) p).tableMeta().identifier().unquotedString();
+      r.name = tableName(((HiveTableRelation) p).tableMeta().identifier());
       r.format = "hive";
       return r;
     }
@@ -185,7 +200,7 @@ public final class Relations {
       SaveIntoDataSourceCommand c = (SaveIntoDataSourceCommand) plan;
       scala.Option<String> path = c.options().get("path");
       r.kind = path.isDefined() ? "path" : "other";
-      r.name = path.isDefined() ? redactor.redact(path.get()) : null;
+      r.name = path.isDefined() ? redactor.redact(qualifiedPath(path.get())) : null;
       if (r.name == null) {
         scala.Option<String> dbtable = c.options().get("dbtable");
         r.name = dbtable.isDefined() ? redactor.redact(dbtable.get()) : null;
@@ -193,17 +208,22 @@ public final class Relations {
       r.format = formatName(c.dataSource());
       r.mode = c.mode().name();
       r.query = c.query();
+      if ("delta".equals(r.format) && path.isDefined()) {
+        r.deltaPath = new org.apache.hadoop.fs.Path(qualifiedPath(path.get()));
+      }
     } else if (plan instanceof CreateDataSourceTableAsSelectCommand) {
       CreateDataSourceTableAsSelectCommand c = (CreateDataSourceTableAsSelectCommand) plan;
       r.kind = "table";
-      r.name = c.table().identifier().unquotedString();
+      r.name = tableName(c.table().identifier());
+      r.v1Table = c.table().identifier();
       r.format = c.table().provider().isDefined() ? c.table().provider().get() : null;
       r.mode = c.mode().name();
       r.query = c.query();
     } else if (SparkCompat.get().saveAsV1Table(plan) != null) {
       SparkCompat.SaveAsTable c = SparkCompat.get().saveAsV1Table(plan);  // Spark 4.1+
       r.kind = "table";
-      r.name = c.table.identifier().unquotedString();
+      r.name = tableName(c.table.identifier());
+      r.v1Table = c.table.identifier();
       r.format = c.table.provider().isDefined() ? c.table.provider().get() : null;
       r.mode = c.mode.name();
       r.query = c.query;
@@ -220,32 +240,134 @@ public final class Relations {
       r.name = redactor.redact(c.table().name());
       String cls = plan.nodeName();
       r.mode = cls.startsWith("Overwrite") ? "Overwrite" : "Append";
-      r.format = c.table() instanceof DataSourceV2Relation
-          ? ((DataSourceV2Relation) c.table()).table().getClass().getSimpleName()
-              .replace("Table", "").toLowerCase() : null;
+      if (c.table() instanceof DataSourceV2Relation) {
+        DataSourceV2Relation v2 = (DataSourceV2Relation) c.table();
+        r.format = v2Format(v2.table());
+        if (v2.identifier().isDefined()) {
+          r.name = redactor.redact(qualified(v2.catalog().isDefined()
+              ? v2.catalog().get().name() : null, v2.identifier().get().toString()));
+        }
+        r.deltaLog = DeltaCommits.deltaLog(v2.table(), 0);
+      }
       r.query = c.query();
     } else if (plan instanceof CreateTableAsSelect) {
       CreateTableAsSelect c = (CreateTableAsSelect) plan;
-      r.kind = "table";
-      r.name = c.tableName().toString();
+      createAs(r, c.name(), c.tableSpec());
       r.mode = c.ignoreIfExists() ? "Ignore" : "ErrorIfExists";
       r.query = c.query();
     } else if (plan instanceof ReplaceTableAsSelect) {
       ReplaceTableAsSelect c = (ReplaceTableAsSelect) plan;
-      r.kind = "table";
-      r.name = c.tableName().toString();
+      createAs(r, c.name(), c.tableSpec());
       r.mode = "Overwrite";
       r.query = c.query();
+    } else if (DeltaCommits.isDelta(plan) && plan.nodeName().endsWith("Command")) {
+      return deltaCommand(plan, redactor);
     } else {
       return null;
     }
     return r;
   }
 
+  /**
+   * A Delta command (UPDATE, DELETE, MERGE, OPTIMIZE, RESTORE, VACUUM, ...): its target table,
+   * found through the DeltaLog it holds; null when it has none (e.g. DESCRIBE HISTORY reads).
+   */
+  private static Rel deltaCommand(LogicalPlan plan, Redactor redactor) {
+    String n = plan.nodeName();
+    if (n.startsWith("Describe") || n.startsWith("Show")) {
+      return null;
+    }
+    Object log = DeltaCommits.deltaLog(plan, 0);
+    for (scala.collection.Iterator<LogicalPlan> it = plan.children().iterator();
+        log == null && it.hasNext(); ) {
+      log = DeltaCommits.deltaLog(it.next(), 0);
+    }
+    if (log == null) {
+      return null;
+    }
+    Rel r = new Rel();
+    r.format = "delta";
+    r.deltaLog = log;
+    r.deltaCommand = true;
+    CatalogTable catalogTable = catalogTable(plan, 0);
+    if (catalogTable != null) {
+      r.kind = "table";
+      r.name = tableName(catalogTable.identifier());
+    } else {
+      Object table = null;
+      for (scala.collection.Iterator<LogicalPlan> it = plan.children().iterator();
+          table == null && it.hasNext(); ) {
+        table = tableOf(it.next());
+      }
+      if (table != null) {
+        r.kind = "table";
+        r.name = table.toString();
+      } else {
+        r.kind = "path";
+        org.apache.hadoop.fs.Path path = DeltaCommits.dataPath(log);
+        r.name = path == null ? null : redactor.redact(path.toString());
+      }
+    }
+    return r;
+  }
+
+  /** The catalog table a Delta command (or the DeltaTableV2 it holds) targets, or null. */
+  private static CatalogTable catalogTable(Object o, int depth) {
+    if (o == null || depth > 2) {
+      return null;
+    }
+    Object t = DeltaCommits.call(o, "catalogTable");
+    if (t instanceof scala.Option && ((scala.Option<?>) t).isDefined()
+        && ((scala.Option<?>) t).get() instanceof CatalogTable) {
+      return (CatalogTable) ((scala.Option<?>) t).get();
+    }
+    for (String accessor : new String[] {"sourceTable", "table", "target"}) {
+      Object next = DeltaCommits.call(o, accessor);
+      CatalogTable found = next == null || next == o ? null : catalogTable(next, depth + 1);
+      if (found != null) {
+        return found;
+      }
+    }
+    return null;
+  }
+
+  /** "catalog.namespace.name" of a ResolvedTable child (OPTIMIZE t, VACUUM t), else null. */
+  private static String tableOf(LogicalPlan child) {
+    Object catalog = DeltaCommits.call(child, "catalog");
+    Object ident = DeltaCommits.call(child, "identifier");
+    if (catalog instanceof org.apache.spark.sql.connector.catalog.CatalogPlugin
+        && ident instanceof org.apache.spark.sql.connector.catalog.Identifier) {
+      org.apache.spark.sql.connector.catalog.Identifier id =
+          (org.apache.spark.sql.connector.catalog.Identifier) ident;
+      if (id.namespace().length == 0 && id.name().contains("/")) {
+        return null;  // delta.`/path`: a path, not a name
+      }
+      return qualified(((org.apache.spark.sql.connector.catalog.CatalogPlugin) catalog).name(),
+          id.toString());
+    }
+    return null;
+  }
+
+  private static void createAs(Rel r, LogicalPlan name,
+      org.apache.spark.sql.catalyst.plans.logical.TableSpecBase spec) {
+    r.kind = "table";
+    if (name instanceof ResolvedIdentifier) {
+      ResolvedIdentifier id = (ResolvedIdentifier) name;
+      r.name = qualified(id.catalog().name(), id.identifier().toString());
+      if ("spark_catalog".equals(id.catalog().name()) && id.identifier().namespace().length == 1) {
+        r.v1Table = new TableIdentifier(id.identifier().name(),
+            scala.Option.apply(id.identifier().namespace()[0]), scala.Option.apply("spark_catalog"));
+      }
+    } else {
+      r.name = name.toString();
+    }
+    r.format = spec.provider().isDefined() ? spec.provider().get() : null;
+  }
+
   private static void table(Rel r, scala.Option<CatalogTable> table, String path) {
     if (table.isDefined()) {
       r.kind = "table";
-      r.name = table.get().identifier().unquotedString();
+      r.name = tableName(table.get().identifier());
     } else {
       r.kind = "path";
       r.name = path;
@@ -254,6 +376,9 @@ public final class Relations {
 
   static String format(BaseRelation relation) {
     if (relation instanceof HadoopFsRelation) {
+      if (DeltaCommits.isDelta(((HadoopFsRelation) relation).location())) {
+        return "delta";  // Delta's files are parquet; the table is Delta
+      }
       return formatName(((HadoopFsRelation) relation).fileFormat());
     }
     return formatName(relation);
@@ -288,8 +413,67 @@ public final class Relations {
     return sb.toString();
   }
 
-  private static String qualified(String catalog, String ident) {
-    return catalog == null || "spark_catalog".equals(catalog) ? ident : catalog + "." + ident;
+  /**
+   * One name per table: "catalog.schema.table", the session catalog's tables included
+   * ("spark_catalog.default.summary" whether the code wrote "summary" or "default.summary").
+   */
+  static String qualified(String catalog, String ident) {
+    return (catalog == null ? "spark_catalog" : catalog) + "." + ident;
+  }
+
+  static String tableName(TableIdentifier id) {
+    String catalog = id.catalog().isDefined() ? id.catalog().get() : "spark_catalog";
+    return id.database().isDefined() ? catalog + "." + id.database().get() + "." + id.table()
+        : id.unquotedString();
+  }
+
+  /** A data source path as Spark resolves it ("/data/x" -> "file:/data/x" on a local FS). */
+  static String qualifiedPath(String path) {
+    try {
+      org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(path);
+      if (p.toUri().getScheme() != null) {
+        return path;
+      }
+      scala.Option<org.apache.spark.sql.SparkSession> session =
+          org.apache.spark.sql.SparkSession.getDefaultSession();
+      org.apache.spark.SparkContext sc = session.isDefined() ? session.get().sparkContext() : null;
+      java.net.URI fs = sc == null ? java.net.URI.create("file:///")
+          : org.apache.hadoop.fs.FileSystem.getDefaultUri(sc.hadoopConfiguration());
+      org.apache.hadoop.fs.Path cwd = new org.apache.hadoop.fs.Path(
+          new java.io.File(System.getProperty("user.dir")).toURI());
+      return p.makeQualified(fs, cwd).toString();
+    } catch (Throwable t) {
+      return path;
+    }
+  }
+
+  /** Format of a V2 table: "delta" for Delta's, else the class name without "Table". */
+  private static String v2Format(Object table) {
+    if (DeltaCommits.isDelta(table)) {
+      return "delta";
+    }
+    return table.getClass().getSimpleName().replace("Table", "").toLowerCase();
+  }
+
+  /**
+   * True when every source of {@code plan} is a Delta log (checkpoint and commit files read by
+   * Delta's own log replay), i.e. Delta's internal work, not the user's action.
+   */
+  static boolean readsOnlyDeltaLog(LogicalPlan plan) {
+    List<Boolean> found = new ArrayList<>();
+    plan.foreach(new scala.runtime.AbstractFunction1<LogicalPlan, scala.runtime.BoxedUnit>() {
+      @Override
+      public scala.runtime.BoxedUnit apply(LogicalPlan p) {
+        if (p.children().isEmpty()) {
+          found.add(p instanceof LogicalRelation
+              && ((LogicalRelation) p).relation() instanceof HadoopFsRelation
+              && "DeltaLogFileIndex".equals(((HadoopFsRelation) ((LogicalRelation) p).relation())
+                  .location().getClass().getSimpleName()));
+        }
+        return scala.runtime.BoxedUnit.UNIT;
+      }
+    });
+    return !found.isEmpty() && !found.contains(false);
   }
 
   /**

@@ -97,6 +97,15 @@ public final class StepCapture {
     return sb.toString();
   }
 
+  /** True when the action only read Delta log files: Delta's log replay, not a user action. */
+  public static boolean isDeltaLogReplay(QueryExecution qe) {
+    try {
+      return Relations.readsOnlyDeltaLog(qe.analyzed());
+    } catch (Throwable t) {
+      return false;
+    }
+  }
+
   /** Operators and written rows of a nested execution, for its root step. */
   public Nested nested(QueryExecution qe) {
     LogicalPlan analyzed = qe.analyzed();
@@ -217,11 +226,20 @@ public final class StepCapture {
       o.put("name", output.name);
       o.put("format", output.format);
       o.put("mode", output.mode);
+      if (error == null && "delta".equals(output.format) && exec != null) {
+        DeltaCommits.Pending pending = attempt("output version",
+            () -> deltaPending(qe, out, exec.startMs, now).command(out.deltaCommand));
+        if (pending != null) {
+          o.put(DeltaCommits.PENDING, pending);
+        }
+      }
       row.put("output", o);
     }
     row.put("output_schema", attempt("output_schema", () -> outputSchema((out != null
         && out.query != null ? out.query.schema() : analyzed.schema()).toDDL(), max)));
-    row.put("rows_out", result == null ? null : result.rows);
+    // Delta's DML and maintenance commands: their rows are Delta's commit metrics (output).
+    boolean deltaCommand = out != null && out.deltaCommand;
+    row.put("rows_out", result == null || deltaCommand ? null : result.rows);
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
     if (cache.logical == null) {
@@ -298,6 +316,32 @@ public final class StepCapture {
           + " output reused from an earlier action)";
     }
   };
+
+  /**
+   * How the writer thread finds this Delta write's commit: the table's DeltaLog (held by the
+   * plan) or its path, or for a table the plan only names, its location in the session catalog.
+   */
+  private static DeltaCommits.Pending deltaPending(QueryExecution qe, Relations.Rel out,
+      long startMs, long endMs) {
+    org.apache.hadoop.conf.Configuration conf = qe.sparkSession().sparkContext()
+        .hadoopConfiguration();
+    if (out.deltaLog != null) {
+      org.apache.hadoop.fs.Path path = DeltaCommits.dataPath(out.deltaLog);
+      return DeltaCommits.pending(() -> path, DeltaCommits.knownVersion(out.deltaLog), conf,
+          startMs, endMs);
+    }
+    if (out.deltaPath != null) {
+      return DeltaCommits.pending(() -> out.deltaPath, null, conf, startMs, endMs);
+    }
+    if (out.v1Table != null) {
+      org.apache.spark.sql.catalyst.catalog.SessionCatalog catalog =
+          qe.sparkSession().sessionState().catalog();
+      org.apache.spark.sql.catalyst.TableIdentifier id = out.v1Table;
+      return DeltaCommits.pending(() -> new org.apache.hadoop.fs.Path(
+          catalog.getTableRawMetadata(id).location()), null, conf, startMs, endMs);
+    }
+    return DeltaCommits.pending(() -> null, null, conf, startMs, endMs);
+  }
 
   /** One warning per reason, naming the operators whose rows are unknown for it. */
   private void warnUnknownOperators(List<Operators.Op> ops) {

@@ -66,6 +66,8 @@ final class StepWriter {
   private static void write(Task task) {
     long started = System.nanoTime();
     try {
+      // A Delta write's commit is read from its table's log here, off Spark's listener thread.
+      io.pipetrace.capture.DeltaCommits.complete(task.row());
       @SuppressWarnings("unchecked")
       Map<String, Object> redacted = (Map<String, Object>) task.redactor().redactAll(
           task.row(), StepCapture.ALREADY_REDACTED);
