@@ -545,19 +545,24 @@ public final class SparkSink {
         spark.sessionState().sqlParser().parseMultipartIdentifier(target);
     String catalog = parts.apply(0);
     String schemaName = quoteId(catalog) + "." + quoteId(parts.apply(1));
-    boolean exists;
     try {
-      exists = spark.catalog().databaseExists(schemaName);
-    } catch (Exception e) {
-      if (String.valueOf(e.getMessage()).contains("CATALOG_NOT_FOUND")) {
+      // Resolving the catalog itself: databaseExists("nosuch.audit") only answers false.
+      // By reflection: CatalogManager is a class in some Spark 4 releases, an interface in others.
+      Object manager = spark.sessionState().getClass().getMethod("catalogManager")
+          .invoke(spark.sessionState());
+      manager.getClass().getMethod("catalog", String.class).invoke(manager, catalog);
+    } catch (java.lang.reflect.InvocationTargetException wrapped) {
+      Throwable e = wrapped.getCause();
+      if (e.getClass().getSimpleName().equals("CatalogNotFoundException")
+          || String.valueOf(e.getMessage()).contains("CATALOG_NOT_FOUND")) {
         throw new TableUnusable("cannot write " + target + ": this Spark session has no "
             + "catalog " + quoteId(catalog) + " (spark.sql.catalog." + catalog + " is not set). "
             + "Name a table in a catalog the session has (e.g. spark_catalog.default."
             + parts.apply(2) + ") or configure the catalog");
       }
-      throw e;
+      throw wrapped;
     }
-    if (!exists) {
+    if (!spark.catalog().databaseExists(schemaName)) {
       throw new TableUnusable("cannot write " + target + ": schema " + schemaName + " does "
           + "not exist. Create it (CREATE SCHEMA " + schemaName + ") or name a table in an "
           + "existing schema");
