@@ -285,6 +285,10 @@ class JvmBridge:
         """Seal and commit the run's steps now with Spark's writer (writer='spark')."""
         return self._answer(self._bridge.commit(run_id))
 
+    def recover_run(self, run_dir: str, table: str, format: str) -> dict[str, Any]:  # noqa: A002
+        """Commit a dead run's sealed segments into ``table`` with Spark's writer."""
+        return self._answer(self._bridge.recoverRun(self._jss, run_dir, table, format))
+
     def internal_session(self) -> Any:
         """A JVM session of pipetrace's own on this context, whose actions are never steps."""
         return self._bridge.internalSession(self._jss)

@@ -32,7 +32,13 @@ from pipetrace import spool as sp
 from pipetrace.anchors import user_metadata
 from pipetrace.errors import ConfigError, PipetraceError, SpoolError, TableError
 from pipetrace.guard import check_location
-from pipetrace.locations import is_local, normalize_table, resolve_spool, resolve_table
+from pipetrace.locations import (
+    is_local,
+    is_table_name,
+    normalize_table,
+    resolve_spool,
+    resolve_table,
+)
 from pipetrace.schema import (
     SCHEMA_VERSION,
     TABLE_NAME,
@@ -43,7 +49,7 @@ from pipetrace.schema import (
 )
 
 __all__ = ["IngestResult", "Quarantined", "RunCommitter", "SkippedRun", "app_id", "ensure_table",
-           "ingest"]
+           "ingest", "refuse_catalog_name"]
 
 # Upper bound on the Arrow bytes of one commit, so a long run's backlog does not need
 # all of its segments in memory at once.
@@ -100,6 +106,25 @@ def app_id(run_id: str) -> str:
         'pipetrace/20261125-033511-a1b2c3'
     """
     return f"pipetrace/{run_id}"
+
+
+def refuse_catalog_name(table: str | None) -> None:
+    """Raise a :class:`ConfigError` saying how to commit when ``table`` (or
+    ``$PIPETRACE_TABLE``) is a catalog table name: delta-rs writes paths only.
+
+    Example::
+
+        >>> refuse_catalog_name("/tmp/pipeline_steps")
+    """
+    chosen = table if table is not None else os.environ.get("PIPETRACE_TABLE") or None
+    if chosen is None or not is_table_name(chosen):
+        return
+    raise ConfigError(
+        f"{chosen!r} is a catalog table: its steps are committed by Spark's writer, which needs "
+        "a Spark session with Delta and that catalog, so this command (delta-rs, Delta paths "
+        "only) cannot commit them. In such a session run "
+        f"pipetrace.spark_writer.recover_with_spark(spark, table={chosen!r}) (attach(spark, "
+        f"table={chosen!r}, writer='spark') also does it when it starts), or pass a Delta path")
 
 
 def ensure_table(table: str) -> DeltaTable:
@@ -198,6 +223,7 @@ def ingest(
         >>> print(r.steps, r.table)  # doctest: +SKIP
         4 /tmp/pipeline_steps
     """
+    refuse_catalog_name(table)
     table_uri = resolve_table(table)
     spool_dir = resolve_spool(spool)
     result = IngestResult(table=table_uri)
@@ -295,6 +321,9 @@ def _mismatch(manifest: sp.Manifest, run_dir: Path, table_uri: str) -> str | Non
                 f"up to {SCHEMA_VERSION}: upgrade pipetrace (pip install -U pipetrace)")
     if manifest.table is None:
         return None
+    if is_table_name(manifest.table):
+        return (f"meant for catalog table {manifest.table}: commit it with Spark, "
+                f"pipetrace.spark_writer.recover_with_spark(spark, table={manifest.table!r})")
     try:
         target = normalize_table(manifest.table)
     except PipetraceError:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pipetrace import spool as sp
 from pipetrace.errors import PipetraceError, SpoolError
-from pipetrace.ingest import IngestResult, ingest
-from pipetrace.locations import normalize_table, resolve_spool, resolve_table
+from pipetrace.ingest import IngestResult, ingest, refuse_catalog_name
+from pipetrace.locations import is_table_name, normalize_table, resolve_spool, resolve_table
 
 __all__ = ["dead_runs", "recover"]
 
@@ -45,10 +45,19 @@ def dead_runs(spool: Path, table: str, *, include_unassigned: bool) -> list[str]
                 if include_unassigned:
                     found.append(run_dir.name)
                 continue
-            with contextlib.suppress(PipetraceError):
-                if normalize_table(manifest.table) == table:
-                    found.append(run_dir.name)
+            if _same_table(manifest.table, table):
+                found.append(run_dir.name)
     return found
+
+
+def _same_table(named: str, table: str) -> bool:
+    """Whether a manifest's table is ``table``: catalog names as written, paths normalized."""
+    if is_table_name(named) or is_table_name(table):
+        return named.strip() == table.strip()
+    try:
+        return normalize_table(named) == table
+    except PipetraceError:
+        return False
 
 
 def recover(
@@ -68,6 +77,7 @@ def recover(
         >>> recover(table="/tmp/pipeline_steps").steps  # doctest: +SKIP
         12
     """
+    refuse_catalog_name(table)
     table_uri = resolve_table(table)
     spool_dir = resolve_spool(spool)
     runs = dead_runs(spool_dir, table_uri, include_unassigned=include_unassigned)

@@ -14,14 +14,74 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipetrace import spool as sp
+from pipetrace.errors import SpoolError, TableError
 from pipetrace.ingest import IngestResult
-from pipetrace.locations import is_table_name
+from pipetrace.locations import is_table_name, resolve_spool, resolve_table
+from pipetrace.recover import dead_runs
 
-__all__ = ["SparkWriter"]
+__all__ = ["SparkWriter", "recover_with_spark"]
+
+log = logging.getLogger("pipetrace")
+
+
+def recover_with_spark(
+    spark: Any,
+    *,
+    table: str | None = None,
+    spool: str | Path | None = None,
+    format: str = "delta",  # noqa: A002 - the setting's name (spark.pipetrace.format)
+    include_unassigned: bool = False,
+) -> IngestResult:
+    """Commit the spool's dead runs of ``table`` with Spark's writer, exactly once.
+
+    What ``pipetrace recover`` does with delta-rs, for tables only Spark can write: a catalog
+    table (``main.audit.pipeline_steps``) or a path Spark's writer owns. Runs whose writer
+    is alive are left to it; open segments lose only their torn tail; segments the table
+    already has (Delta transaction id ``pipetrace/<run_id>``) are skipped by Delta. The
+    writes go through a session of pipetrace's own: never steps. Raises :class:`TableError`
+    when the table cannot be written (the steps stay in the spool).
+
+    Example::
+
+        >>> recover_with_spark(spark, table="main.audit.pipeline_steps").steps  # doctest: +SKIP
+        12
+    """
+    from pipetrace._jvm import JvmBridge
+
+    target = resolve_table(table, allow_names=True)
+    spool_dir = resolve_spool(spool)
+    result = IngestResult(table=target)
+    runs = dead_runs(spool_dir, target, include_unassigned=include_unassigned)
+    if not runs:
+        return result
+    bridge = JvmBridge(spark)
+    for run_id in runs:
+        run_dir = spool_dir / run_id
+        with sp.commit_lock(run_dir):
+            if not (run_dir / sp.MANIFEST).exists():
+                continue  # another committer finished and removed the run while we waited
+            sp.recover_open_segments(run_dir)
+            segments = len(sp.sealed_segments(run_dir))
+            stats = bridge.recover_run(str(run_dir), target, format)
+            if stats.get("sink_last_error"):
+                message = f"committing run {run_id} to {target} failed: {stats['sink_last_error']}"
+                sp.record_error(run_dir, message)
+                raise TableError(message)
+            sp.clear_error(run_dir)
+            result.steps += int(stats.get("sink_committed_steps", 0))
+            result.segments += segments - int(stats.get("sink_quarantined_segments", 0))
+            result.runs.append(run_id)
+            if sp.remove_run_if_done(run_dir):
+                result.removed_runs.append(run_id)
+    return result
 
 
 class SparkWriter:
@@ -34,6 +94,7 @@ class SparkWriter:
         self.format: str = str(info.get("format") or "delta")
         self._bridge = bridge
         self._run_id: str = info["run_id"]
+        self._spool = Path(info["spool"])
         self._table = table
         self._spark = spark
         self._committed = 0
@@ -45,15 +106,40 @@ class SparkWriter:
         return f" writer={self.name!r} format={self.format!r}"
 
     def prepare(self) -> None:
-        """Nothing: recovering dead runs with delta-rs does not apply to Spark's writer."""
+        """Runs of this table left by a crashed process (kill -9, lost machine): commit them
+        with Spark's writer, as the delta-rs writer does with delta-rs."""
+        if self.name != "spark":
+            return
+        try:
+            recover_with_spark(self._spark, table=self._table, spool=self._spool,
+                               format=self.format)
+        except Exception as exc:  # noqa: BLE001 - our own run still captures; status shows it
+            log.warning("pipetrace: could not recover earlier runs of %s in %s (%s); run "
+                        "pipetrace.spark_writer.recover_with_spark(spark, table=%r)",
+                        self._table, self._spool, exc, self._table)
 
     def commit(self, *, if_sealed: bool, detached: bool) -> IngestResult:
-        """Ask the JVM to seal and commit the run now; the steps it committed since last time."""
+        """Ask the JVM to seal and commit the run now; the steps it committed since last time.
+
+        Raises :class:`TableError` with the JVM writer's reason when the commit failed (the
+        steps stay in the spool; ``pipetrace status`` shows the reason too).
+        """
         if self.name != "spark" or detached:
             return IngestResult(table=self._table)
         stats = self._bridge.commit(self._run_id)
         total = int(stats.get("sink_committed_steps", 0))
         committed, self._committed = total - self._committed, total
+        self.failures = int(stats.get("sink_failures", 0))
+        self.last_error = stats.get("sink_last_error")
+        run_dir = self._spool / self._run_id
+        with contextlib.suppress(SpoolError, OSError):
+            if self.last_error:
+                sp.record_error(run_dir, str(self.last_error))
+            else:
+                sp.clear_error(run_dir)
+        if self.last_error:
+            raise TableError(f"Spark's writer could not commit run {self._run_id} to "
+                             f"{self._table}: {self.last_error}")
         return IngestResult(table=self._table, steps=committed, runs=[self._run_id])
 
     def committed_at_detach(self, committed: int) -> int:

@@ -174,6 +174,18 @@ public final class Bridge {
     }
   }
 
+  /**
+   * Commit the sealed segments of a dead run's spool directory into {@code table} with Spark's
+   * writer (python/pipetrace/spark_writer.py: recover_with_spark); the writer's counters.
+   */
+  public String recoverRun(SparkSession session, String runDir, String table, String format) {
+    try {
+      return JSON.writeValueAsString(SparkSink.recoverRun(session, runDir, table, format));
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
   public String status(String runId) {
     try {
       Map<String, Object> m = status(Run.get(runId));

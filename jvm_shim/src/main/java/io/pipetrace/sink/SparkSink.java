@@ -2,6 +2,7 @@ package io.pipetrace.sink;
 
 import io.pipetrace.config.Rules;
 import io.pipetrace.config.Settings;
+import io.pipetrace.health.Faults;
 import io.pipetrace.health.Log;
 import io.pipetrace.spool.Anchor;
 import io.pipetrace.spool.Run;
@@ -52,9 +53,13 @@ public final class SparkSink {
   private static final Map<String, SparkSink> SINKS = new ConcurrentHashMap<>();
   private static final int MAX_SEGMENTS_PER_BATCH = 64;
   private static final int STOP_RETRIES = 5;
+  private static final String STATS_COLUMNS = "delta.dataSkippingStatsColumns";
   private static ScheduledExecutorService thread;
 
-  private final Run run;
+  private final Run run;             // null for a dead run's spool (recoverRun)
+  private final String runId;
+  private final Path dir;
+  private final String keyId;
   private final String target;
   private final String format;
   private final boolean isName;
@@ -62,6 +67,11 @@ public final class SparkSink {
   private SparkSession internal;
   private StructType schema;
   private boolean tableReady;
+  // Whether the table may already hold some of the sealed segments: a new sink taking over a
+  // run's spool, or a commit that failed after Delta may have committed. Then each segment is
+  // its own commit (txnVersion = its number), so Delta skips exactly the committed ones; one
+  // batch would carry the highest number and commit them all again.
+  private boolean uncertain = true;
   private final AtomicLong committedSteps = new AtomicLong();
   private final AtomicLong committedBatches = new AtomicLong();
   private final AtomicLong duplicatesSkipped = new AtomicLong();
@@ -71,9 +81,17 @@ public final class SparkSink {
   private volatile boolean stopped;
 
   private SparkSink(Run run, String target, SparkSession session) {
+    this(run, run.runId, run.dir(), run.keyId(), target, run.settings.format, session);
+  }
+
+  private SparkSink(Run run, String runId, Path dir, String keyId, String target,
+      String format, SparkSession session) {
     this.run = run;
+    this.runId = runId;
+    this.dir = dir;
+    this.keyId = keyId;
     this.target = target;
-    this.format = run.settings.format;
+    this.format = format;
     this.isName = isTableName(target);
     this.base = new java.lang.ref.WeakReference<>(session);
   }
@@ -149,6 +167,22 @@ public final class SparkSink {
     }
   }
 
+  /**
+   * Commit the sealed segments of a run whose writer is gone (python/pipetrace/spark_writer.py
+   * seals its open segments and holds its commit lock) into {@code target}; its counters.
+   */
+  public static Map<String, Object> recoverRun(SparkSession session, String runDir,
+      String target, String format) throws IOException {
+    Path dir = Path.of(runDir);
+    Map<?, ?> manifest = new com.fasterxml.jackson.databind.ObjectMapper().readValue(
+        dir.resolve("run.json").toFile(), Map.class);
+    Object keyId = manifest.get("key_id");
+    SparkSink sink = new SparkSink(null, dir.getFileName().toString(), dir,
+        keyId == null ? null : keyId.toString(), target, format, session);
+    sink.drain();
+    return sink.stats();
+  }
+
   public static SparkSink get(String runId) {
     return SINKS.get(runId);
   }
@@ -215,7 +249,7 @@ public final class SparkSink {
           public scala.runtime.BoxedUnit apply() {
             try {
               for (SparkSink sink : SINKS.values()) {
-                sink.run.seal();
+                sink.run.seal();  // registered sinks always have their live run
                 sink.drain();
               }
             } catch (Throwable t) {
@@ -229,7 +263,9 @@ public final class SparkSink {
 
   /** Seal the open segment and commit everything sealed now; the counters after it. */
   public Map<String, Object> drainNow() {
-    run.seal();
+    if (run != null) {
+      run.seal();
+    }
     drain();
     return stats();
   }
@@ -253,29 +289,38 @@ public final class SparkSink {
     long total = 0;
     try {
       List<long[]> segments = sealedSegments();
-      for (int from = 0; from < segments.size(); from += MAX_SEGMENTS_PER_BATCH) {
-        List<long[]> batch = segments.subList(from, Math.min(segments.size(),
-            from + MAX_SEGMENTS_PER_BATCH));
+      int per = uncertain && "delta".equals(format) ? 1 : MAX_SEGMENTS_PER_BATCH;
+      for (int from = 0; from < segments.size(); from += per) {
+        List<long[]> batch = segments.subList(from, Math.min(segments.size(), from + per));
         total += commit(batch);
       }
+      uncertain = false;
       lastError = null;
     } catch (Throwable t) {
+      uncertain = true;
       failures.incrementAndGet();
-      lastError = t.getClass().getName() + ": " + t.getMessage();
-      Log.warnOnce("sink-" + run.runId, "pipetrace: Spark's writer cannot commit run "
-          + run.runId + " to " + target + " (" + lastError + "); steps stay in the spool "
-          + run.dir() + " and are retried. Check the table permissions (USE CATALOG, USE "
-          + "SCHEMA, CREATE TABLE, MODIFY) or set spark.pipetrace.writer=spool.", t);
+      if (t instanceof TableUnusable) {
+        lastError = t.getMessage() + "; the steps stay in the spool " + dir + " and are "
+            + "committed once it is fixed (flush() retries; after the run: "
+            + "pipetrace.spark_writer.recover_with_spark(spark, table=...))";
+        Log.warnOnce("sink-" + runId, "pipetrace: " + lastError);
+      } else {
+        lastError = t.getClass().getName() + ": " + t.getMessage();
+        Log.warnOnce("sink-" + runId, "pipetrace: Spark's writer cannot commit run "
+            + runId + " to " + target + " (" + lastError + "); steps stay in the spool "
+            + dir + " and are retried. Check the table permissions (USE CATALOG, USE "
+            + "SCHEMA, CREATE TABLE, MODIFY) or set spark.pipetrace.writer=spool.", t);
+      }
     }
     return total;
   }
 
   private List<long[]> sealedSegments() throws IOException {
     List<long[]> found = new ArrayList<>();
-    if (!Files.isDirectory(run.dir())) {
+    if (!Files.isDirectory(dir)) {
       return found;
     }
-    try (var files = Files.list(run.dir())) {
+    try (var files = Files.list(dir)) {
       for (Path p : (Iterable<Path>) files::iterator) {
         long number = Rules.segmentNumber(p.getFileName().toString(), false);
         if (number >= 0) {
@@ -291,13 +336,13 @@ public final class SparkSink {
     List<String> lines = new ArrayList<>();
     List<long[]> batch = new ArrayList<>();
     for (long[] seg : all) {
-      Path path = run.dir().resolve(Spool.name(seg[0]));
+      Path path = dir.resolve(Spool.name(seg[0]));
       List<String> segLines = Files.readAllLines(path, StandardCharsets.UTF_8);
-      String problem = SegmentCheck.problem(segLines, run.runId);
+      String problem = SegmentCheck.problem(segLines, runId);
       if (problem != null) {
         SegmentCheck.quarantine(path, problem);
         quarantined.incrementAndGet();
-        Log.warnOnce("sink-quarantine-" + run.runId, "pipetrace: moved spool segment " + path
+        Log.warnOnce("sink-quarantine-" + runId, "pipetrace: moved spool segment " + path
             + " to quarantine/ (" + problem + "); the run's other steps are committed");
         continue;
       }
@@ -322,21 +367,23 @@ public final class SparkSink {
     var writer = rows.write().format(format).mode(SaveMode.Append)
         // a table created by an older pipetrace gains the columns added since (additive only)
         .option("mergeSchema", "true")
-        .option("txnAppId", "pipetrace/" + run.runId)
+        .option("txnAppId", "pipetrace/" + runId)
         .option("txnVersion", Long.toString(version));
     com.fasterxml.jackson.databind.JsonNode last = lines.isEmpty() ? null
         : new com.fasterxml.jackson.databind.ObjectMapper().readTree(lines.get(lines.size() - 1));
     if (delta && last != null && last.path("row_hash").isTextual()) {
       // The anchor of the run's last step in this batch (steps are spooled in seq order).
-      writer = writer.option("userMetadata", Anchor.userMetadata(run.runId,
-          last.path("seq").asLong(), last.path("row_hash").asText(), run.keyId()));
+      writer = writer.option("userMetadata", Anchor.userMetadata(runId,
+          last.path("seq").asLong(), last.path("row_hash").asText(), keyId));
     }
     if (count > 0 || delta) {
+      Faults.maybePauseSink("before-commit");
       if (isName) {
         writer.saveAsTable(target);
       } else {
         writer.save(target);
       }
+      Faults.maybePauseSink("after-commit");
     }
     if (!delta && count > 0) {
       // Without a transaction log, a concurrent writer's cleanup of Hadoop's shared _temporary
@@ -350,7 +397,7 @@ public final class SparkSink {
       }
     }
     for (long[] seg : batch) {
-      Files.deleteIfExists(run.dir().resolve(Spool.name(seg[0])));
+      Files.deleteIfExists(dir.resolve(Spool.name(seg[0])));
     }
     committedBatches.incrementAndGet();
     committedSteps.addAndGet(count);
@@ -370,7 +417,7 @@ public final class SparkSink {
       }
       existing = spark.read().format(format).schema(schema).load(target);
     }
-    Dataset<Row> ids = existing.where(functions.col("run_id").equalTo(run.runId))
+    Dataset<Row> ids = existing.where(functions.col("run_id").equalTo(runId))
         .select("event_id");
     return rows.join(ids, rows.col("event_id").equalTo(ids.col("event_id")), "left_anti");
   }
@@ -399,7 +446,7 @@ public final class SparkSink {
   }
 
   /** Create the table on first use from the shared schema, with comments and properties. */
-  private void ensureTable(SparkSession spark) throws IOException {
+  private void ensureTable(SparkSession spark) throws Exception {
     if (tableReady) {
       return;
     }
@@ -408,22 +455,122 @@ public final class SparkSink {
         resource("/pipetrace/table.json"), Map.class);
     boolean delta = "delta".equals(format);
     String name = isName ? target : delta ? "delta.`" + target.replace("`", "``") + "`" : null;
+    if (isName) {
+      checkSchema(spark);
+    }
     if (name != null && !(isName && spark.catalog().tableExists(target))) {
       StringBuilder props = new StringBuilder();
       Object p = table.get("properties");
       if (p instanceof Map) {
         for (Map.Entry<?, ?> e : ((Map<?, ?>) p).entrySet()) {
-          props.append(props.length() == 0 ? "" : ", ").append(quote(e.getKey().toString()))
-              .append(" = ").append(quote(e.getValue().toString()));
+          String key = e.getKey().toString();
+          String value = STATS_COLUMNS.equals(key) && delta
+              ? statsColumns(e.getValue().toString(), schema) : e.getValue().toString();
+          props.append(props.length() == 0 ? "" : ", ").append(quote(key))
+              .append(" = ").append(quote(value));
         }
       }
       // Delta keeps NOT NULL; file-source tables reject it, so they get a nullable schema.
-      StructType columns = delta ? schema : schema.asNullable();
+      StructType columns = delta ? (StructType) withoutNestedNotNull(schema) : schema.asNullable();
       spark.sql("CREATE TABLE IF NOT EXISTS " + name + " (" + columns.toDDL() + ") USING "
           + format + " COMMENT " + quote(String.valueOf(table.get("description")))
           + (props.length() > 0 ? " TBLPROPERTIES (" + props + ")" : ""));
     }
     tableReady = true;
+  }
+
+  /**
+   * The shared list of statistics columns without those Spark's Delta keeps no statistics for:
+   * Delta refuses to create a table naming one (DELTA_COLUMN_DATA_SKIPPING_NOT_SUPPORTED_TYPE,
+   * e.g. the boolean plan_truncated), where delta-rs accepts and ignores it. Types Delta skips
+   * on: numbers, strings, dates, timestamps, decimals, and structs of those.
+   */
+  static String statsColumns(String listed, StructType schema) {
+    List<String> kept = new ArrayList<>();
+    for (String column : listed.split(",")) {
+      String name = column.trim();
+      if (name.isEmpty()) {
+        continue;
+      }
+      var field = java.util.Arrays.stream(schema.fields())
+          .filter(f -> f.name().equals(name)).findFirst();
+      if (field.isEmpty() || skippable(field.get().dataType())) {
+        kept.add(name);  // a column the schema does not have: Delta says what is wrong
+      }
+    }
+    return String.join(",", kept);
+  }
+
+  private static boolean skippable(DataType type) {
+    return type instanceof org.apache.spark.sql.types.NumericType
+        || type instanceof org.apache.spark.sql.types.StringType
+        || type instanceof org.apache.spark.sql.types.DateType
+        || type instanceof org.apache.spark.sql.types.TimestampType
+        || type instanceof org.apache.spark.sql.types.TimestampNTZType
+        || type instanceof StructType;
+  }
+
+  /**
+   * The type with every NOT NULL inside an array or map dropped: Delta enforces NOT NULL on
+   * columns and struct fields only and refuses a table that declares one within an array or
+   * map element (DELTA_NESTED_NOT_NULL_CONSTRAINT), e.g. the fields of each operator.
+   */
+  static DataType withoutNestedNotNull(DataType type) {
+    if (type instanceof StructType) {
+      StructType struct = (StructType) type;
+      org.apache.spark.sql.types.StructField[] fields = struct.fields().clone();
+      for (int i = 0; i < fields.length; i++) {
+        fields[i] = new org.apache.spark.sql.types.StructField(fields[i].name(),
+            withoutNestedNotNull(fields[i].dataType()), fields[i].nullable(), fields[i].metadata());
+      }
+      return new StructType(fields);
+    }
+    if (type instanceof org.apache.spark.sql.types.ArrayType
+        || type instanceof org.apache.spark.sql.types.MapType) {
+      return type.asNullable();
+    }
+    return type;
+  }
+
+  /** A table the writer cannot use until someone acts; the message says what to do. */
+  static final class TableUnusable extends IOException {
+    TableUnusable(String message) {
+      super(message);
+    }
+  }
+
+  /** A missing catalog or schema, said plainly instead of as Spark's AnalysisException. */
+  private void checkSchema(SparkSession spark) throws Exception {
+    scala.collection.Seq<String> parts =
+        spark.sessionState().sqlParser().parseMultipartIdentifier(target);
+    String catalog = parts.apply(0);
+    String schemaName = quoteId(catalog) + "." + quoteId(parts.apply(1));
+    try {
+      // Resolving the catalog itself: databaseExists("nosuch.audit") only answers false.
+      // By reflection: CatalogManager is a class in some Spark 4 releases, an interface in others.
+      Object manager = spark.sessionState().getClass().getMethod("catalogManager")
+          .invoke(spark.sessionState());
+      manager.getClass().getMethod("catalog", String.class).invoke(manager, catalog);
+    } catch (java.lang.reflect.InvocationTargetException wrapped) {
+      Throwable e = wrapped.getCause();
+      if (e.getClass().getSimpleName().equals("CatalogNotFoundException")
+          || String.valueOf(e.getMessage()).contains("CATALOG_NOT_FOUND")) {
+        throw new TableUnusable("cannot write " + target + ": this Spark session has no "
+            + "catalog " + quoteId(catalog) + " (spark.sql.catalog." + catalog + " is not set). "
+            + "Name a table in a catalog the session has (e.g. spark_catalog.default."
+            + parts.apply(2) + ") or configure the catalog");
+      }
+      throw wrapped;
+    }
+    if (!spark.catalog().databaseExists(schemaName)) {
+      throw new TableUnusable("cannot write " + target + ": schema " + schemaName + " does "
+          + "not exist. Create it (CREATE SCHEMA " + schemaName + ") or name a table in an "
+          + "existing schema");
+    }
+  }
+
+  private static String quoteId(String part) {
+    return "`" + part.replace("`", "``") + "`";
   }
 
   private static String quote(String s) {
