@@ -60,7 +60,7 @@ if mode == "concurrent":
     print("ready", flush=True)
     while not Path(extra).exists():
         time.sleep(0.001)
-    for batch in range(4):
+    for batch in range(2):
         actions(batch * 3, 3)
         assert trace.flush().error is None, trace.status()
     result = trace.detach()
@@ -295,11 +295,11 @@ def test_four_drivers_append_through_sparks_writer_without_loss_or_duplicates(
     assert [p.returncode for p in procs.values() if p is not None] == [0, 0, 0, 0], \
         [err[-3000:] for _, err in outcomes.values()]
     rows = table_rows(table)
-    assert len(rows) == 48 and len({r["event_id"] for r in rows}) == 48
+    assert len(rows) == 24 and len({r["event_id"] for r in rows}) == 24
     for run_id in procs:
-        assert sorted(r["seq"] for r in rows if r["run_id"] == run_id) == list(range(1, 13))
+        assert sorted(r["seq"] for r in rows if r["run_id"] == run_id) == list(range(1, 7))
     commits = [c for c in delta_log(table) if any("add" in a for a in c)]
-    assert len(commits) >= 16, "each driver's four flushes are commits of their own"
+    assert len(commits) >= 8, "each driver's two flushes are commits of their own"
 
 
 def test_each_engine_reads_the_table_the_other_wrote(spark: Any, tmp_path: Path) -> None:

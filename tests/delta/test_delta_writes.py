@@ -61,23 +61,28 @@ def test_each_delta_write_and_dml_is_one_step_with_delta_s_own_commit(spark: Any
         .saveAsTable(unique)                                                               # +4
     spark.sql(f"OPTIMIZE {unique}")
     spark.sql(f"RESTORE TABLE {unique} TO VERSION AS OF 1")
+    restored = spark.table(unique).count()
+    spark.range(6).selectExpr("id AS g", "id AS n").write.format("delta").mode("overwrite") \
+        .saveAsTable(unique)                                                               # 6 rows
     steps = flushed_steps(run)
-    final = spark.table(unique).count()
+    assert len(steps) == 14  # the agent's 14 actions: Delta's own queries are no steps
+    steps = steps[steps["action"] == "write"]  # the count above is a read
 
     name = f"spark_catalog.default.{unique}"
     path_history = history(spark, target)
     table_history = history(spark, unique)
-    assert final == 5  # restored to version 1: the 3 groups + the 2 inserted rows
+    assert restored == 5  # restored to version 1: the 3 groups + the 2 inserted rows
     out = outputs(steps)
-    assert [o["operation"] for o in out] == [
+    assert [o["operation"] for o in out][:12] == [
         "WRITE", "WRITE", "UPDATE", "DELETE", "MERGE", "MERGE", "WRITE",
         "CREATE TABLE AS SELECT", "WRITE", "WRITE", "OPTIMIZE", "RESTORE"]
-    assert [o["version"] for o in out] == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4]
+    assert out[12]["operation"] in ("CREATE OR REPLACE TABLE AS SELECT", "REPLACE TABLE AS SELECT")
+    assert [o["version"] for o in out] == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5]
     assert [(o["kind"], o["name"]) for o in out] == [("path", f"file:{path}")] * 7 + [
-        ("table", name)] * 5
+        ("table", name)] * 6
     assert {o["format"] for o in out} == {"delta"}
     # Each step's operation and metrics are exactly the commit Delta recorded at its version.
-    for o, hist in zip(out, [path_history] * 7 + [table_history] * 5, strict=True):
+    for o, hist in zip(out, [path_history] * 7 + [table_history] * 6, strict=True):
         assert o["operation"] == hist[o["version"]]["operation"]
         assert dict(o["metrics"]) == hist[o["version"]]["metrics"]
     m = [dict(o["metrics"]) for o in out]
@@ -88,15 +93,15 @@ def test_each_delta_write_and_dml_is_one_step_with_delta_s_own_commit(spark: Any
     # Writes report the rows they wrote (Delta's numOutputRows); DML and maintenance report
     # theirs in the metrics only.
     assert steps["rows_out"].tolist()[:2] == [100, 50]
-    assert [steps["rows_out"].iloc[i] for i in (6, 7, 8, 9)] == [7, 3, 2, 4]
+    assert [steps["rows_out"].iloc[i] for i in (6, 7, 8, 9, 12)] == [7, 3, 2, 4, 6]
     assert steps["rows_out"].iloc[[2, 3, 4, 5, 10, 11]].isna().all()
-    assert steps["action"].tolist() == ["write"] * 12
+    assert len(steps) == 13
     assert all(not any("version unknown" in w for w in ws) for ws in steps["capture_warnings"])
     # The new output fields (a map of longs included) hash the same in the JVM and in Python.
     from pipetrace.verify import verify
 
     report = verify(table=str(tmp_path / "steps"))
-    assert report.ok and report.rows == 12, report.breaks
+    assert report.ok and report.rows == 14, report.breaks
 
 
 def test_vacuum_is_one_step_and_delta_s_log_replay_is_never_a_step(spark: Any, run: Any,
