@@ -101,7 +101,9 @@ def test_sql_json(ingested: Path) -> None:
                        "tags": {"team": "growth", "agent": "claude"},
                        "captured_at": "2026-11-25T03:35:11.123456Z"}
     assert rows[3]["output"] == {"kind": "path", "name": "/data/out/orders_by_region",
-                                 "format": "parquet", "mode": "Overwrite"}
+                                 "format": "parquet", "mode": "Overwrite",
+                                 # Delta's version/operation/metrics: null for a parquet write
+                                 "version": None, "operation": None, "metrics": None}
 
 
 def test_sql_csv(ingested: Path) -> None:

@@ -67,7 +67,9 @@ final class ActionRows {
       return own;
     }
     for (StepCapture.Nested n : nested) {
-      if (n.rowsOut != null) {
+      // Only a nested write (saveAsTable's insert): other nested queries are the engine's own
+      // (Delta's CTAS runs small queries of its own whose rows are not the rows written).
+      if (n.output != null && n.rowsOut != null) {
         return OperatorRows.Known.of(n.rowsOut);
       }
     }
