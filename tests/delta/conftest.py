@@ -32,6 +32,8 @@ def delta_conf(warehouse: Path) -> dict[str, str]:
         "spark.default.parallelism": "2",
         # Delta reconstructs a snapshot's state with this many partitions (default 50)
         "spark.databricks.delta.snapshotPartitions": "2",
+        # VACUUM lists the table's folders with up to this many tasks (default 10,000)
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",

@@ -176,4 +176,7 @@ def test_a_commit_by_another_writer_in_the_window_makes_the_version_null_with_a_
     assert out["version"] is None and out["operation"] is None
     (warning,) = [w for w in steps["capture_warnings"].iloc[-1] if "version unknown" in w]
     assert "2 commits [1, 2]" in warning and "other writers" in warning
-    assert steps["rows_out"].iloc[-1] == 5  # Spark's own count of the rows written still holds
+    # Delta's path write reports no row count of its own outside its commit: with the commit
+    # unknown, rows_out is null with its reason too, not a guess.
+    assert steps["rows_out"].isna().iloc[-1]
+    assert any(w.startswith("rows_out unknown") for w in steps["capture_warnings"].iloc[-1])
