@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jvm_shim"))
+import test_jars
 
 __all__ = ["LISTENER", "VERSION", "Peer", "PeerUnavailable", "Switch", "fetch_openlineage",
            "openlineage_conf", "read_events", "summarize_events"]
 
 # The newest openlineage-spark_2.13 on Maven Central on 2026-11-27 (1.54.0 is not published
-# for Spark; the Python client is).
-VERSION = "1.53.0"
-ARTIFACT = f"io.openlineage:openlineage-spark_2.13:{VERSION}"
+# for Spark; the Python client is): see jvm_shim/test_jars.py.
+VERSION = test_jars.OPENLINEAGE_VERSION
 LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
 
 
-class PeerUnavailable(RuntimeError):
-    """The peer's jar could not be fetched; the message says what to install or set."""
+# The peer's jar is one of the test jars (jvm_shim/test_jars.py fetches every Maven jar).
+PeerUnavailable = test_jars.JarsUnavailable
 
 
 def cache_dir() -> Path:
@@ -45,31 +45,15 @@ def fetch_openlineage(cache: Path | None = None) -> Path:
     """The OpenLineage Spark jar, fetched with Maven on first use (idempotent).
 
     It is a shaded jar: the OpenLineage client, Jackson, HTTP and the file transport are inside,
-    so it needs no other jar next to Spark's.
+    so it needs no other jar next to Spark's. Raises :class:`PeerUnavailable` (with what to
+    install or set) when it cannot be fetched; set PIPETRACE_PEERS_CACHE to a folder holding it.
 
     Example::
 
         >>> fetch_openlineage().name  # doctest: +SKIP
         'openlineage-spark_2.13-1.53.0.jar'
     """
-    cache = cache or cache_dir()
-    jar = cache / f"openlineage-spark_2.13-{VERSION}.jar"
-    if jar.is_file() and jar.stat().st_size > 0:
-        return jar
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise PeerUnavailable(
-            f"Maven (mvn) is needed to fetch the OpenLineage peer ({ARTIFACT}) from Maven "
-            "Central: install it (apt-get install maven), or put the jar at "
-            f"{jar} yourself, or set PIPETRACE_PEERS_CACHE to a folder that holds it")
-    cache.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT}",
-                           f"-DoutputDirectory={cache}"], capture_output=True, text=True,
-                          check=False, timeout=600)
-    if proc.returncode != 0 or not jar.is_file():
-        raise PeerUnavailable(f"mvn dependency:copy -Dartifact={ARTIFACT} failed "
-                              f"({proc.returncode}); is Maven Central reachable?\n"
-                              + (proc.stdout + proc.stderr)[-2000:])
+    (jar,) = test_jars.fetch("openlineage", cache or cache_dir())
     return jar
 
 

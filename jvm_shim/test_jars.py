@@ -57,8 +57,9 @@ def jar_name(artifact: str) -> str:
     return f"{name}-{version}.jar"
 
 
-def fetch(name: str, cache: Path | None = None) -> list[Path]:
-    """The jars of set ``name``, fetched with Maven on first use (idempotent).
+def fetch(name: str, folder: Path | None = None) -> list[Path]:
+    """The jars of set ``name`` in ``folder`` (default: the cache's ``<name>/``), fetched with
+    Maven on first use (idempotent).
 
     Example::
 
@@ -67,7 +68,7 @@ def fetch(name: str, cache: Path | None = None) -> list[Path]:
     """
     if name not in SETS:
         raise JarsUnavailable(f"no jar set {name!r}; known: {', '.join(sorted(SETS))}")
-    folder = (cache or cache_root()) / name
+    folder = folder or cache_root() / name
     jars = []
     for artifact in SETS[name]:
         jar = folder / jar_name(artifact)
@@ -82,8 +83,7 @@ def _copy(artifact: str, folder: Path, jar: Path) -> None:
     if mvn is None:
         raise JarsUnavailable(
             f"Maven (mvn) is needed to fetch {artifact} from Maven Central: install it "
-            f"(apt-get install maven), or put the jar at {jar} yourself, or set {CACHE_ENV} "
-            "to a folder that holds it")
+            f"(apt-get install maven), or put the jar at {jar} yourself")
     folder.mkdir(parents=True, exist_ok=True)
     # -U: a miss Maven cached earlier (before the artifact was published) is asked again.
     proc = subprocess.run([mvn, "-q", "-B", "-U", "dependency:copy", f"-Dartifact={artifact}",
