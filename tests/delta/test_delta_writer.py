@@ -32,6 +32,13 @@ from tests.test_faults import env_for, spooled_event_ids, table_rows, wait_write
 
 SCHEMA = json.loads((Path(pipetrace.__file__).parent / "resources" / "schema.json").read_text())
 
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The pipetrace CLI in a subprocess, on the lane's PYTHONPATH (its pyspark and Delta)."""
+    return subprocess.run([sys.executable, "-m", "pipetrace", *args],
+                          env={**env_for(home), "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+                          capture_output=True, text=True, timeout=120)
+
 DRIVER = """
 import json, os, sys, time
 from pathlib import Path
@@ -239,20 +246,12 @@ def test_kill_9_at_each_stage_then_recovery_commits_every_step_once(
         started = time.monotonic()
         if mode == "mid-capture":
             # delta-rs recovers what Spark's writer left: the same transaction ids
-            done = subprocess.run(
-                [sys.executable, "-m", "pipetrace", "recover", "--spool", str(spool),
-                 "--table", table], env={**env_for(tmp_path), "PYTHONPATH":
-                                         os.environ.get("PYTHONPATH", "")},
-                capture_output=True, text=True, timeout=120)
+            done = cli(tmp_path, "recover", "--spool", str(spool), "--table", table)
             assert done.returncode == 0, done.stderr
         elif mode == "catalog-after-commit":
             # The CLI cannot reach a catalog: it says how to commit, and touches nothing.
             spooled = spooled_event_ids(spool)
-            refused = subprocess.run(
-                [sys.executable, "-m", "pipetrace", "ingest", "--spool", str(spool),
-                 "--table", table], env={**env_for(tmp_path), "PYTHONPATH":
-                                         os.environ.get("PYTHONPATH", "")},
-                capture_output=True, text=True, timeout=120)
+            refused = cli(tmp_path, "ingest", "--spool", str(spool), "--table", table)
             assert refused.returncode == 2, refused.stderr
             assert "recover_with_spark(spark, table=" in refused.stderr, refused.stderr
             assert spooled_event_ids(spool) == spooled
@@ -336,22 +335,16 @@ def test_each_engine_reads_the_table_the_other_wrote(spark: Any, tmp_path: Path)
         assert (result.error, result.committed) == (None, 1), trace.status()
     assert len(table_rows(by_rs)) == 4
 
-    env = {**env_for(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pipetrace", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
-
     run_id = written["spark"]
-    out = cli("sql", "--table", str(by_spark), "--format", "json",
+    out = cli(tmp_path, "sql", "--table", str(by_spark), "--format", "json",
               "SELECT action, rows_out FROM pipeline_steps ORDER BY seq")
     assert out.returncode == 0, out.stderr
     assert [(r["action"], r["rows_out"]) for r in json.loads(out.stdout)][:2] == \
         [("count", 7), ("collect", 4)]
-    out = cli("steps", "--table", str(by_spark), run_id)
+    out = cli(tmp_path, "steps", "--table", str(by_spark), run_id)
     assert out.returncode == 0, out.stderr
     assert f"run {run_id}: 3 steps, 1 failed" in out.stdout
-    out = cli("verify", "--table", str(by_spark))
+    out = cli(tmp_path, "verify", "--table", str(by_spark))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 run(s), 3 rows checked" in out.stdout and "intact" in out.stdout
     assert "no anchor" not in out.stderr, out.stderr
@@ -365,7 +358,6 @@ def test_a_missing_catalog_or_schema_is_said_plainly_and_the_steps_wait(
     cases = {f"nosuch_{unique}.audit.pipeline_steps": f"no catalog `nosuch_{unique}`",
              f"spark_catalog.{schema}.pipeline_steps":
                  f"schema `spark_catalog`.`{schema}` does not exist"}
-    env = {**env_for(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     for table, said in cases.items():
         spool = tmp_path / f"spool-{table.split('.')[0]}"
         run_id = new_run_id("missing")
@@ -378,9 +370,7 @@ def test_a_missing_catalog_or_schema_is_said_plainly_and_the_steps_wait(
         assert "CREATE SCHEMA" in result.error or "configure the catalog" in result.error
         assert said in trace.status()["sink_last_error"]
         assert trace.status()["sink_failures"] >= 1
-        status = subprocess.run([sys.executable, "-m", "pipetrace", "status", "--spool",
-                                 str(spool), "--format", "json"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        status = cli(tmp_path, "status", "--spool", str(spool), "--format", "json")
         assert status.returncode == 0, status.stderr
         [listed] = json.loads(status.stdout)
         assert said in listed["last_error"] and listed["pending_steps"] == 2

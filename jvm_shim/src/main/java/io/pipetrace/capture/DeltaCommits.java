@@ -60,19 +60,16 @@ public final class DeltaCommits {
     final Configuration conf;
     final long startMs;
     final long endMs;
-    boolean command;            // DML or maintenance: rows_out stays null
+    final boolean command;      // DML or maintenance: rows_out stays null
 
-    Pending command(boolean dmlOrMaintenance) {
-      this.command = dmlOrMaintenance;
-      return this;
-    }
-
-    Pending(Locator table, Long knownVersion, Configuration conf, long startMs, long endMs) {
+    Pending(Locator table, Long knownVersion, Configuration conf, long startMs, long endMs,
+        boolean command) {
       this.table = table;
       this.knownVersion = knownVersion;
       this.conf = conf;
       this.startMs = startMs;
       this.endMs = endMs;
+      this.command = command;
     }
   }
 
@@ -187,11 +184,6 @@ public final class DeltaCommits {
     } catch (Throwable t) {
       return null;
     }
-  }
-
-  static Pending pending(Locator table, Long knownVersion, Configuration conf, long startMs,
-      long endMs) {
-    return new Pending(table, knownVersion, conf, startMs, endMs);
   }
 
   /** Find the action's commit(s) in the table's Delta log. Never throws. */

@@ -199,8 +199,9 @@ public final class Relations {
     } else if (plan instanceof SaveIntoDataSourceCommand) {
       SaveIntoDataSourceCommand c = (SaveIntoDataSourceCommand) plan;
       scala.Option<String> path = c.options().get("path");
+      String qualified = path.isDefined() ? qualifiedPath(path.get()) : null;
       r.kind = path.isDefined() ? "path" : "other";
-      r.name = path.isDefined() ? redactor.redact(qualifiedPath(path.get())) : null;
+      r.name = path.isDefined() ? redactor.redact(qualified) : null;
       if (r.name == null) {
         scala.Option<String> dbtable = c.options().get("dbtable");
         r.name = dbtable.isDefined() ? redactor.redact(dbtable.get()) : null;
@@ -208,8 +209,8 @@ public final class Relations {
       r.format = formatName(c.dataSource());
       r.mode = c.mode().name();
       r.query = c.query();
-      if ("delta".equals(r.format) && path.isDefined()) {
-        r.deltaPath = new org.apache.hadoop.fs.Path(qualifiedPath(path.get()));
+      if ("delta".equals(r.format) && qualified != null) {
+        r.deltaPath = new org.apache.hadoop.fs.Path(qualified);
       }
     } else if (plan instanceof CreateDataSourceTableAsSelectCommand) {
       CreateDataSourceTableAsSelectCommand c = (CreateDataSourceTableAsSelectCommand) plan;

@@ -228,7 +228,7 @@ public final class StepCapture {
       o.put("mode", output.mode);
       if (error == null && "delta".equals(output.format) && exec != null) {
         DeltaCommits.Pending pending = attempt("output version",
-            () -> deltaPending(qe, out, exec.startMs, now).command(out.deltaCommand));
+            () -> deltaPending(qe, out, exec.startMs, now));
         if (pending != null) {
           o.put(DeltaCommits.PENDING, pending);
         }
@@ -325,22 +325,23 @@ public final class StepCapture {
       long startMs, long endMs) {
     org.apache.hadoop.conf.Configuration conf = qe.sparkSession().sparkContext()
         .hadoopConfiguration();
+    Long known = null;
+    DeltaCommits.Locator table;
     if (out.deltaLog != null) {
       org.apache.hadoop.fs.Path path = DeltaCommits.dataPath(out.deltaLog);
-      return DeltaCommits.pending(() -> path, DeltaCommits.knownVersion(out.deltaLog), conf,
-          startMs, endMs);
-    }
-    if (out.deltaPath != null) {
-      return DeltaCommits.pending(() -> out.deltaPath, null, conf, startMs, endMs);
-    }
-    if (out.v1Table != null) {
+      known = DeltaCommits.knownVersion(out.deltaLog);
+      table = () -> path;
+    } else if (out.deltaPath != null) {
+      table = () -> out.deltaPath;
+    } else if (out.v1Table != null) {
       org.apache.spark.sql.catalyst.catalog.SessionCatalog catalog =
           qe.sparkSession().sessionState().catalog();
       org.apache.spark.sql.catalyst.TableIdentifier id = out.v1Table;
-      return DeltaCommits.pending(() -> new org.apache.hadoop.fs.Path(
-          catalog.getTableRawMetadata(id).location()), null, conf, startMs, endMs);
+      table = () -> new org.apache.hadoop.fs.Path(catalog.getTableRawMetadata(id).location());
+    } else {
+      table = () -> null;
     }
-    return DeltaCommits.pending(() -> null, null, conf, startMs, endMs);
+    return new DeltaCommits.Pending(table, known, conf, startMs, endMs, out.deltaCommand);
   }
 
   /** One warning per reason, naming the operators whose rows are unknown for it. */
