@@ -161,7 +161,7 @@ def test_a_table_of_schema_version_1_gains_new_columns_and_still_verifies(
     ops = next(f for f in fields if f["name"] == "operators")["type"]["elementType"]["fields"]
     assert "rows_in" in [f["name"] for f in ops]
     (new,) = [s for _, s in trace.steps().iterrows()]
-    assert new["schema_version"] == SCHEMA_VERSION == 3
+    assert new["schema_version"] == SCHEMA_VERSION == 4
     output = next(f for f in fields if f["name"] == "output")["type"]["fields"]
     assert [f["name"] for f in output][-3:] == ["version", "operation", "metrics"]
     assert any(op["rows_in"] is not None for op in new["operators"])
