@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import uuid
+from importlib import resources
+from pathlib import Path
+
+import pytest
 
 import pipetrace
+from pipetrace.audit import QUERIES
 
 
 def _audit(table: str, *args: str) -> list[dict]:
@@ -54,3 +61,73 @@ def test_audit_queries(spark, tmp_path):
     changed = _audit(table, "fingerprint-changes", "--run-id", runs[1])
     assert changed and all(r["previous_run_id"] == runs[0] for r in changed)
     assert 1 in {r["seq"] for r in changed}
+
+    # Attrition in one query: the filter kept 17 of the 20 rows it was given.
+    attrition = _audit(table, "attrition", "--run-id", runs[1])
+    kept = [r for r in attrition if r["seq"] == 2 and r["operator"] == "Filter"]
+    assert [(r["rows_in"], r["rows_out"], r["rows_removed"]) for r in kept] == [(20, 17, 3)]
+    assert kept[0]["share_removed"] == pytest.approx(0.15)
+
+    # The Databricks-dialect files the bundle ships run as printed in Spark SQL too: the table
+    # as a view over its (append-only, so all live) parquet files, the parameters as Spark's
+    # named parameters.
+    spark.read.parquet(table).createOrReplaceTempView("audit_steps")
+    for name, (stem, params) in QUERIES.items():
+        text = (resources.files("pipetrace") / "resources" / "sql" / f"{stem}.sql").read_text()
+        args = {"steps_table": "audit_steps", **({"run_id": runs[1]} if params else {})}
+        rows = spark.sql(text, args=args).collect()
+        local = _audit(table, name, *(("--run-id", runs[1]) if params else ()))
+        assert len(rows) == len(local), name
+    # A step without operators (it failed before running) is still one of the run's steps.
+    failed_step = [r for r in _audit(table, "run-steps", "--run-id", runs[1]) if r["seq"] == 3]
+    assert [(r["status"], r["operator"]) for r in failed_step] == [("FAILED", None)]
+
+
+def test_sql_takes_a_query_that_starts_with_a_comment(spark, tmp_path):
+    table = str(tmp_path / "pipeline_steps")
+    with pipetrace.attach(spark, table=table, spool=str(tmp_path / "spool")) as trace:
+        spark.range(3).count()
+        trace.flush()
+    done = subprocess.run([sys.executable, "-m", "pipetrace", "sql", "--table", table,
+                           "-- how many steps?\nSELECT count(*) AS n FROM pipeline_steps",
+                           "--format", "json"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"n": 1}]
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_runs_every_audit_query(spark, tmp_path):
+    """A normal (non-editable) install: the wheel built from the sources, installed on its own."""
+    table = str(tmp_path / "pipeline_steps")
+    with pipetrace.attach(spark, table=table, spool=str(tmp_path / "spool")) as trace:
+        spark.range(10).filter("id > 4").count()
+        trace.flush()
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                             cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for rel in tracked:
+        if (root / rel).is_file():
+            (source / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, source / rel)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-q", str(source), "-w", str(tmp_path / "dist")],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next((tmp_path / "dist").glob("pipetrace-*.whl"))
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                                "--target", str(site), str(wheel)],
+                               capture_output=True, text=True, check=False)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import pipetrace; print(pipetrace.__file__)"],
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(site)), where
+    for name in QUERIES:
+        done = subprocess.run([sys.executable, "-m", "pipetrace", "audit", name, "--table", table,
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, (name, done.stderr[-2000:])
+        assert isinstance(json.loads(done.stdout), list)

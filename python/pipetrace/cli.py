@@ -177,7 +177,8 @@ def status_cmd(spool: str | None, table: str | None, fmt: str) -> int:
     return 0
 
 
-@cli.command("sql")
+# A query may start with a "-- comment" line: that is SQL, not an unknown option.
+@cli.command("sql", context_settings={"ignore_unknown_options": True})
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)

@@ -78,7 +78,7 @@ public final class Operators {
         op.rowsOut = reused.rows;
         op.rowsUnknown = reused.reason;
         op.description = originalId != null ? "ReusedExchange, reuses operator " + originalId
-            : "ReusedExchange of " + original.nodeName();
+            : "ReusedExchange of " + original.nodeName().trim();
         if (originalId == null) {
           // The original exchange is listed under its first reader; not seen yet, so list it here.
           stack.push(new Object[] {original, op.id});
@@ -90,7 +90,7 @@ public final class Operators {
         // Nodes we don't know (vendor or newer Spark nodes) may throw from any of these: the
         // operator keeps its name and place in the tree, the step keeps every other operator.
         Faults.maybeFail(faulty, plan);
-        op.name = plan.nodeName();
+        op.name = plan.nodeName().trim();  // "Scan parquet " when no table name follows
         // Description and source don't change for one operator object: a re-run reuses them.
         String[] details = known == null ? null : known.get(plan);
         if (details == null) {

@@ -101,6 +101,30 @@ public final class PlanText {
   }
 
   /**
+   * {@code first}, a header line, then {@code second}, as one Text capped at {@code first}'s cap:
+   * a write command's own plan followed by the plan of the query it wrote. Neither is redacted
+   * here; the result is, when first used (on the writer thread).
+   */
+  static Text append(Text first, String header, Text second) {
+    String a;
+    String b;
+    synchronized (first) {
+      a = first.rendered != null ? first.rendered : first.text;
+    }
+    synchronized (second) {
+      b = second.rendered != null ? second.rendered : second.text;
+    }
+    if (b == null) {
+      return first;
+    }
+    Redactor r = first.redactor != null ? first.redactor
+        : second.redactor != null ? second.redactor : Redactor.NONE;
+    Text joined = capped((a == null ? "" : a.stripTrailing() + "\n\n") + header + "\n" + b, first.max, r);
+    return first.truncated || second.truncated ? new Text(joined.rendered, first.max, true, r)
+        : joined;
+  }
+
+  /**
    * {@code s} as a capped Text: kept up to MARGIN past the cap (see {@link Redactor#MARGIN}),
    * redacted and cut at the cap when first used.
    */

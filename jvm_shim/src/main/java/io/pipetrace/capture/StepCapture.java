@@ -34,19 +34,27 @@ public final class StepCapture {
     final List<Operators.Op> operators;
     final Long rowsOut;
     final Relations.Rel output;
+    // A nested write's own plans (logical, optimized, physical): the query the command wrote.
+    final PlanText.Text[] plans;
 
-    Nested(List<Operators.Op> operators, Long rowsOut, Relations.Rel output) {
+    Nested(List<Operators.Op> operators, Long rowsOut, Relations.Rel output,
+        PlanText.Text[] plans) {
       this.operators = operators;
       this.rowsOut = rowsOut;
       this.output = output;
+      this.plans = plans;
     }
   }
+
+  /** Heads the plan of the query a write command wrote, after the command's own plan. */
+  static final String WROTE_HEADER = "== the query this command wrote (its nested write) ==";
 
   private final Run run;
   private final Redactor redactor;
   private final ExecutionTracker tracker;
   private final ExecutionTracker.Exec exec;
   private final List<String> warnings = new ArrayList<>();
+  private boolean failed;  // the action failed: operators show how far their tasks got
 
   public StepCapture(Run run, Redactor redactor, ExecutionTracker tracker,
       ExecutionTracker.Exec exec) {
@@ -112,8 +120,18 @@ public final class StepCapture {
     SparkPlan executed = qe.executedPlan();
     List<Operators.Op> ops = Operators.walk(executed, OperatorRows.of(executed, metrics), redactor,
         0, null, warnings, null);
-    return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut,
-        Relations.output(analyzed, redactor));
+    Relations.Rel output = Relations.output(analyzed, redactor);
+    PlanText.Text[] plans = null;
+    if (output != null) {
+      // saveAsTable's and CTAS's own plans show the command node; the insert they run nested
+      // holds the query tree that was written, optimized and executed.
+      int max = run.settings.planMaxChars;
+      plans = new PlanText.Text[] {
+          attempt("nested logical_plan", () -> PlanText.of(analyzed, max, redactor)),
+          attempt("nested optimized_plan", () -> PlanText.of(qe.optimizedPlan(), max, redactor)),
+          attempt("nested physical_plan", () -> PlanText.of(executed, max, redactor))};
+    }
+    return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut, output, plans);
   }
 
   /** The action of a streaming query's micro-batch. */
@@ -128,6 +146,7 @@ public final class StepCapture {
    */
   public Map<String, Object> step(String funcName, QueryExecution qe, long durationNs,
       Throwable error) {
+    failed = error != null;
     SparkContext sc = qe.sparkSession().sparkContext();
     LogicalPlan analyzed = attempt("analyzed plan", qe::analyzed);
     Relations.Rel output = analyzed == null ? null
@@ -192,6 +211,10 @@ public final class StepCapture {
       warnings.add("rows_out unknown: " + result.reason);
     }
     warnUnknownOperators(ops);
+    if (error != null && !ops.isEmpty()) {
+      warnings.add("partial counts: the action failed; each operator's rows are those its"
+          + " completed tasks produced (a failed task counts nothing), i.e. how far it got");
+    }
 
     long now = System.currentTimeMillis();
     Map<String, Object> row = new LinkedHashMap<>();
@@ -252,10 +275,19 @@ public final class StepCapture {
     if (cache.fingerprint == null && analyzed != null) {
       cache.fingerprint = PlanText.fingerprint(analyzed, redactor);
     }
-    PlanText.Text logical = cache.logical;
-    PlanText.Text optimized = cache.optimized;
-    for (Object[] kv : new Object[][] {{"logical_plan", logical}, {"optimized_plan", optimized},
-        {"physical_plan", physical}}) {
+    PlanText.Text[] texts = {cache.logical, cache.optimized, physical};
+    for (Nested n : nested) {
+      if (n.plans != null) {
+        for (int i = 0; i < texts.length; i++) {
+          if (texts[i] != null && n.plans[i] != null) {
+            texts[i] = PlanText.append(texts[i], WROTE_HEADER, n.plans[i]);
+          }
+        }
+        break;
+      }
+    }
+    for (Object[] kv : new Object[][] {{"logical_plan", texts[0]}, {"optimized_plan", texts[1]},
+        {"physical_plan", texts[2]}}) {
       PlanText.Text t = (PlanText.Text) kv[1];
       if (t != null && !t.isEmpty()) {
         row.put((String) kv[0], t);  // written to the spool as its text
@@ -311,6 +343,9 @@ public final class StepCapture {
     public String whyMissing(SQLMetric m) {
       if (exec != null && tracker.reported(exec, m.id())) {
         return ExecutionMetrics.AMBIGUOUS;
+      }
+      if (failed) {
+        return "no task of it completed: the action failed first";
       }
       return "not run in this execution: no task reported it (its stage was skipped, e.g. shuffle"
           + " output reused from an earlier action)";
