@@ -68,6 +68,11 @@ def test_audit_queries(spark, tmp_path):
     assert [(r["rows_in"], r["rows_out"], r["rows_removed"]) for r in kept] == [(20, 17, 3)]
     assert kept[0]["share_removed"] == pytest.approx(0.15)
 
+    # Where each step came from: one row per step, in order.
+    sources = _audit(table, "step-sources", "--run-id", runs[1])
+    assert [r["seq"] for r in sources] == [1, 2, 3]
+    assert sources[0]["output_name"].endswith("src20")
+
     # The Databricks-dialect files the bundle ships run as printed in Spark SQL too: the table
     # as a view over its (append-only, so all live) parquet files, the parameters as Spark's
     # named parameters.

@@ -9,7 +9,7 @@ Example::
 
     >>> from pipetrace.audit import QUERIES
     >>> sorted(QUERIES)
-    ['attrition', 'failed', 'fingerprint-changes', 'lineage', 'run-steps', 'runs']
+    ['attrition', 'failed', 'fingerprint-changes', 'lineage', 'run-steps', 'runs', 'step-sources']
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "lineage": ("lineage", ("run_id",)),
     "fingerprint-changes": ("fingerprint_changes", ("run_id",)),
     "attrition": ("attrition", ("run_id",)),
+    "step-sources": ("step_sources", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
