@@ -264,3 +264,44 @@ def test_the_spark_sql_audit_query_gives_the_same_rows(pipeline: Pipeline,
                                 "column": "revenue"}).collect()
     expected = _audit(pipeline, "revenue")
     assert [r.asDict() for r in got] == expected
+
+
+def _one_step(trace: Any, action: Callable[[], Any]) -> dict[str, Any]:
+    action()
+    trace.flush()
+    return trace.steps().sort_values("seq").iloc[-1].to_dict()
+
+
+def test_a_column_no_rule_follows_is_named_in_a_warning(spark: Any, trace: Any) -> None:
+    df = spark.range(10).withColumn("g", F.col("id") % 3)
+    step = _one_step(trace, lambda: df.mapInPandas(lambda it: it, df.schema)
+                     .select("id", (F.col("g") + 1).alias("g1")).collect())
+    # mapInPandas' Python function is opaque: its columns have no entries, and the warning
+    # names each output column computed from them.
+    assert _entries(step) == set()
+    (warning,) = [w for w in step["capture_warnings"] if "column_lineage" in w]
+    assert "id (MapInPandas not followed)" in warning and "g1 (MapInPandas" in warning
+
+
+def test_entries_are_capped_with_a_warning(spark: Any, trace: Any) -> None:
+    wide = spark.range(1).select([F.col("id").alias(f"c{i}") for i in range(2_100)])
+    step = _one_step(trace, lambda: wide.collect())
+    assert len(step["column_lineage"]) == 2_000
+    assert [e["column"] for e in step["column_lineage"][:3]] == ["c0", "c1", "c2"]
+    assert "column_lineage: 100 of 2100 entries left out (at most 2000 per step)" in \
+        step["capture_warnings"]
+
+
+def test_a_command_that_computes_nothing_has_no_entries(spark: Any, trace: Any,
+                                                        unique: str) -> None:
+    step = _one_step(trace, lambda: spark.sql(f"CREATE TABLE {unique} (id BIGINT) USING parquet"))
+    assert step["action"] == "command"
+    assert list(step["column_lineage"]) == []
+
+
+def test_local_data_is_named_by_its_kind(spark: Any, trace: Any, tmp_path: Path) -> None:
+    step = _one_step(trace, lambda: spark.sql("SELECT * FROM VALUES (1, 'a') AS t(n, s)")
+                     .selectExpr("n + 1 AS n1").write.parquet(str(tmp_path / "local")))
+    assert [(i["kind"], i["name"]) for i in step["inputs"]] == [("local", None)]
+    assert [(e["column"], e["input"], e["input_kind"], e["input_column"], e["how"])
+            for e in step["column_lineage"]] == [("n1", None, "local", "n", "expression")]
