@@ -77,6 +77,12 @@ def _cases(final_table: str, mid: str) -> list[tuple[str, Callable[[Any, Any, An
         return s.sql("WITH big AS (SELECT order_id, amount FROM lineage_orders WHERE amount > 5) "
                      "SELECT order_id, amount * 2 AS doubled FROM big").collect()
 
+    def subquery(o: Any, c: Any, s: Any) -> Any:
+        o.createOrReplaceTempView("lineage_orders")
+        c.createOrReplaceTempView("lineage_customers")
+        return s.sql("SELECT order_id FROM lineage_orders WHERE customer_id IN "
+                     "(SELECT customer_id FROM lineage_customers WHERE segment = 'corp')").collect()
+
     return [
         ("select", lambda o, c, s: o.select(F.col("order_id").alias("oid"), "amount").collect()),
         ("with_column", lambda o, c, s: o.withColumn("amount2", F.col("amount") * 2 + F.col(
@@ -97,6 +103,10 @@ def _cases(final_table: str, mid: str) -> list[tuple[str, Callable[[Any, Any, An
         ("explode", lambda o, c, s: o.select(
             "order_id", F.explode(F.array("amount", "credit")).alias("value")).collect()),
         ("cte", cte),
+        ("sort_take", lambda o, c, s: o.orderBy(F.desc("amount")).select("order_id").take(2)),
+        ("dedup", lambda o, c, s: o.dropDuplicates(["region"]).select("region", "amount")
+         .collect()),
+        ("subquery", subquery),
         ("chain_write", chain_write),
         ("chain_table", chain_table),
     ]
@@ -169,6 +179,11 @@ TRUTH: dict[str, set[Entry]] = {
                 ("value", O, "credit", "expression")},
     "cte": {("order_id", O, "order_id", "direct"), ("doubled", O, "amount", "expression"),
             (None, O, "amount", "filter")},
+    "sort_take": {("order_id", O, "order_id", "direct"), (None, O, "amount", "sort")},
+    "dedup": {("region", O, "region", "direct"), ("amount", O, "amount", "direct"),
+              (None, O, "region", "group_by")},
+    "subquery": {("order_id", O, "order_id", "direct"), (None, O, "customer_id", "filter"),
+                 (None, C, "customer_id", "filter"), (None, C, "segment", "filter")},
     "chain_write": {("order_id", O, "order_id", "direct"),
                     ("customer_id", O, "customer_id", "direct"),
                     ("gross", O, "amount", "expression"), (None, O, "amount", "filter")},
@@ -200,6 +215,16 @@ def test_the_merged_filter_was_merged_by_the_optimizer(pipeline: Pipeline) -> No
     optimized = pipeline.steps["merged"]["optimized_plan"]
     join = next(line for line in optimized.splitlines() if "Join Inner" in line)
     assert "amount" in join and "credit" in join, optimized
+
+
+def test_the_readme_query_lists_every_entry(pipeline: Pipeline) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    query = readme.split("-- pipetrace sql: every output column of a run's steps")[1]
+    query = query.split("\n", 1)[1].split("```")[0].replace("RUN_ID", pipeline.run_id)
+    rows = pipetrace.sql(query, table=pipeline.table).to_pylist()
+    recorded = [(s["seq"], e["column"], e["input"], e["input_column"], e["how"])
+                for s in pipeline.steps.values() for e in s["column_lineage"]]
+    assert sorted(map(str, (tuple(r.values()) for r in rows))) == sorted(map(str, recorded))
 
 
 def _final_name(p: Pipeline) -> str:
