@@ -22,7 +22,7 @@ from pipetrace.audit import query_text
 
 # (output column or None for a row-level entry, input, input column or None, how)
 Entry = tuple[Any, Any, Any, str]
-O, C = "orders", "customers"  # stand-ins for the inputs' recorded names, resolved per run
+ORD, CUS = "orders", "customers"  # stand-ins for the inputs' recorded names, resolved per run
 
 
 @dataclass
@@ -45,7 +45,7 @@ def _write_inputs(spark: Any, root: Path) -> dict[str, str]:
         [(c, f"c{c}", "retail" if c % 2 else "corp", float(c * 4)) for c in range(5)],
         "customer_id long, name string, segment string, credit double")
     names = {}
-    for name, df in ((O, orders), (C, customers)):
+    for name, df in ((ORD, orders), (CUS, customers)):
         path = root / name
         df.write.parquet(str(path))
         names[name] = "file:" + str(path)  # how Spark names a local path it reads
@@ -122,8 +122,8 @@ def _run(spark: Any, root: Path, aqe: bool) -> Pipeline:
     cases = _cases(final_table, mid)
     try:
         with pipetrace.attach(spark, table=table, spool=str(root / "spool"), run_id=run_id) as t:
-            orders = spark.read.parquet(names[O])
-            customers = spark.read.parquet(names[C])
+            orders = spark.read.parquet(names[ORD])
+            customers = spark.read.parquet(names[CUS])
             for _, action in cases:
                 action(orders, customers, spark)
             t.flush()
@@ -134,7 +134,7 @@ def _run(spark: Any, root: Path, aqe: bool) -> Pipeline:
     rows = [r for r in rows if r["action"] != "command"]
     assert len(rows) == len(cases), [r["action"] for r in rows]
     names["mid"] = "file:" + mid
-    return Pipeline({name: row for (name, _), row in zip(cases, rows)}, names, table, run_id,
+    return Pipeline({name: row for (name, _), row in zip(cases, rows, strict=True)}, names, table, run_id,
                     final_table, mid)
 
 
@@ -155,41 +155,41 @@ def _named(p: Pipeline, entries: set[Entry]) -> set[Entry]:
 
 # The truth per case: every output column's origins, and the row-level entries (column None).
 TRUTH: dict[str, set[Entry]] = {
-    "select": {("oid", O, "order_id", "direct"), ("amount", O, "amount", "direct")},
-    "with_column": {("order_id", O, "order_id", "direct"), ("amount2", O, "amount", "expression"),
-                    ("amount2", O, "order_id", "expression")},
-    "group_by": {("region", O, "region", "direct"), ("total", O, "amount", "aggregate"),
-                 ("n", O, None, "aggregate"), (None, O, "region", "group_by")},
-    "window": {("order_id", O, "order_id", "direct"), ("rank", O, "region", "window"),
-               ("rank", O, "amount", "window")},
-    "join_using": {("customer_id", O, "customer_id", "direct"), ("amount", O, "amount", "direct"),
-                   ("name", C, "name", "direct"), (None, O, "customer_id", "join_key"),
-                   (None, C, "customer_id", "join_key")},
-    "join_on": {("order_id", O, "order_id", "direct"), ("segment", C, "segment", "direct"),
-                (None, O, "customer_id", "join_key"), (None, C, "customer_id", "join_key")},
-    "filter": {("order_id", O, "order_id", "direct"), (None, O, "amount", "filter")},
-    "union": {("customer_id", O, "customer_id", "direct"),
-              ("customer_id", C, "customer_id", "direct")},
-    "count": {("count", O, None, "aggregate"), (None, O, "amount", "filter")},
-    "show": {("order_id", O, "order_id", "direct"), ("region", O, "region", "direct")},
-    "merged": {("order_id", O, "order_id", "direct"), ("name", C, "name", "direct"),
-               (None, O, "customer_id", "join_key"), (None, C, "customer_id", "join_key"),
-               (None, O, "amount", "filter"), (None, C, "credit", "filter")},
-    "explode": {("order_id", O, "order_id", "direct"), ("value", O, "amount", "expression"),
-                ("value", O, "credit", "expression")},
-    "cte": {("order_id", O, "order_id", "direct"), ("doubled", O, "amount", "expression"),
-            (None, O, "amount", "filter")},
-    "sort_take": {("order_id", O, "order_id", "direct"), (None, O, "amount", "sort")},
-    "dedup": {("region", O, "region", "direct"), ("amount", O, "amount", "direct"),
-              (None, O, "region", "group_by")},
-    "subquery": {("order_id", O, "order_id", "direct"), (None, O, "customer_id", "filter"),
-                 (None, C, "customer_id", "filter"), (None, C, "segment", "filter")},
-    "chain_write": {("order_id", O, "order_id", "direct"),
-                    ("customer_id", O, "customer_id", "direct"),
-                    ("gross", O, "amount", "expression"), (None, O, "amount", "filter")},
-    "chain_table": {("segment", C, "segment", "direct"), ("revenue", "mid", "gross", "aggregate"),
-                    (None, "mid", "customer_id", "join_key"), (None, C, "customer_id", "join_key"),
-                    (None, C, "segment", "group_by")},
+    "select": {("oid", ORD, "order_id", "direct"), ("amount", ORD, "amount", "direct")},
+    "with_column": {("order_id", ORD, "order_id", "direct"), ("amount2", ORD, "amount", "expression"),
+                    ("amount2", ORD, "order_id", "expression")},
+    "group_by": {("region", ORD, "region", "direct"), ("total", ORD, "amount", "aggregate"),
+                 ("n", ORD, None, "aggregate"), (None, ORD, "region", "group_by")},
+    "window": {("order_id", ORD, "order_id", "direct"), ("rank", ORD, "region", "window"),
+               ("rank", ORD, "amount", "window")},
+    "join_using": {("customer_id", ORD, "customer_id", "direct"), ("amount", ORD, "amount", "direct"),
+                   ("name", CUS, "name", "direct"), (None, ORD, "customer_id", "join_key"),
+                   (None, CUS, "customer_id", "join_key")},
+    "join_on": {("order_id", ORD, "order_id", "direct"), ("segment", CUS, "segment", "direct"),
+                (None, ORD, "customer_id", "join_key"), (None, CUS, "customer_id", "join_key")},
+    "filter": {("order_id", ORD, "order_id", "direct"), (None, ORD, "amount", "filter")},
+    "union": {("customer_id", ORD, "customer_id", "direct"),
+              ("customer_id", CUS, "customer_id", "direct")},
+    "count": {("count", ORD, None, "aggregate"), (None, ORD, "amount", "filter")},
+    "show": {("order_id", ORD, "order_id", "direct"), ("region", ORD, "region", "direct")},
+    "merged": {("order_id", ORD, "order_id", "direct"), ("name", CUS, "name", "direct"),
+               (None, ORD, "customer_id", "join_key"), (None, CUS, "customer_id", "join_key"),
+               (None, ORD, "amount", "filter"), (None, CUS, "credit", "filter")},
+    "explode": {("order_id", ORD, "order_id", "direct"), ("value", ORD, "amount", "expression"),
+                ("value", ORD, "credit", "expression")},
+    "cte": {("order_id", ORD, "order_id", "direct"), ("doubled", ORD, "amount", "expression"),
+            (None, ORD, "amount", "filter")},
+    "sort_take": {("order_id", ORD, "order_id", "direct"), (None, ORD, "amount", "sort")},
+    "dedup": {("region", ORD, "region", "direct"), ("amount", ORD, "amount", "direct"),
+              (None, ORD, "region", "group_by")},
+    "subquery": {("order_id", ORD, "order_id", "direct"), (None, ORD, "customer_id", "filter"),
+                 (None, CUS, "customer_id", "filter"), (None, CUS, "segment", "filter")},
+    "chain_write": {("order_id", ORD, "order_id", "direct"),
+                    ("customer_id", ORD, "customer_id", "direct"),
+                    ("gross", ORD, "amount", "expression"), (None, ORD, "amount", "filter")},
+    "chain_table": {("segment", CUS, "segment", "direct"), ("revenue", "mid", "gross", "aggregate"),
+                    (None, "mid", "customer_id", "join_key"), (None, CUS, "customer_id", "join_key"),
+                    (None, CUS, "segment", "group_by")},
 }
 
 
@@ -259,15 +259,15 @@ def test_audit_follows_a_column_back_through_the_intermediate_file(pipeline: Pip
              r["written_by_seq"]) for r in rows} == {
         (0, seq_table, "revenue", n["mid"], "gross", "aggregate", seq_write),
         (0, seq_table, None, n["mid"], "customer_id", "join_key", seq_write),
-        (0, seq_table, None, n[C], "customer_id", "join_key", None),
-        (0, seq_table, None, n[C], "segment", "group_by", None),
-        (1, seq_write, "gross", n[O], "amount", "expression", None),
-        (1, seq_write, "customer_id", n[O], "customer_id", "direct", None),
-        (1, seq_write, None, n[O], "amount", "filter", None),
+        (0, seq_table, None, n[CUS], "customer_id", "join_key", None),
+        (0, seq_table, None, n[CUS], "segment", "group_by", None),
+        (1, seq_write, "gross", n[ORD], "amount", "expression", None),
+        (1, seq_write, "customer_id", n[ORD], "customer_id", "direct", None),
+        (1, seq_write, None, n[ORD], "amount", "filter", None),
     }
-    assert _originals(rows) == {(n[O], "amount", "expression"), (n[O], "amount", "filter"),
-                                (n[O], "customer_id", "direct"),
-                                (n[C], "customer_id", "join_key"), (n[C], "segment", "group_by")}
+    assert _originals(rows) == {(n[ORD], "amount", "expression"), (n[ORD], "amount", "filter"),
+                                (n[ORD], "customer_id", "direct"),
+                                (n[CUS], "customer_id", "join_key"), (n[CUS], "segment", "group_by")}
 
 
 def test_the_spark_sql_audit_query_gives_the_same_rows(pipeline: Pipeline,
@@ -310,7 +310,7 @@ def test_a_column_no_rule_follows_is_named_in_a_warning(spark: Any, trace: Any) 
 
 def test_entries_are_capped_with_a_warning(spark: Any, trace: Any) -> None:
     wide = spark.range(1).select([F.col("id").alias(f"c{i}") for i in range(2_100)])
-    step = _one_step(trace, lambda: wide.collect())
+    step = _one_step(trace, wide.collect)
     assert len(step["column_lineage"]) == 2_000
     assert [e["column"] for e in step["column_lineage"][:3]] == ["c0", "c1", "c2"]
     assert "column_lineage: 100 of 2100 entries left out (at most 2000 per step)" in \

@@ -36,7 +36,7 @@ def init_script_cmd(table: str | None, spool: str | None) -> int:
 @click.option("--show-sql", is_flag=True, help="Print the shipped SQL (Databricks dialect) instead.")
 @click.argument("query", type=click.Choice(["runs", "run-steps", "failed", "lineage",
                                             "fingerprint-changes", "column-lineage"]))
-def audit_cmd(table: str | None, run_id: str | None, output: str | None, column: str | None,
+def audit_cmd(*, table: str | None, run_id: str | None, output: str | None, column: str | None,
               fmt: str, show_sql: bool, query: str) -> int:
     """Run an audit QUERY (the SQL files the Databricks bundle ships) on the local table."""
     import csv
