@@ -24,6 +24,10 @@ def _audit(table: str, *args: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
+def _options(params: dict[str, str]) -> list[str]:
+    return [arg for key, value in params.items() for arg in (f"--{key.replace('_', '-')}", value)]
+
+
 def test_audit_queries(spark, tmp_path):
     table = str(tmp_path / "pipeline_steps")
     runs = []
@@ -77,12 +81,15 @@ def test_audit_queries(spark, tmp_path):
     # as a view over its (append-only, so all live) parquet files, the parameters as Spark's
     # named parameters.
     spark.read.parquet(table).createOrReplaceTempView("audit_steps")
+    written = next(r["output_name"] for r in lineage if r["output_name"])
+    values = {"run_id": runs[1], "output": written, "column": "id"}
     for name, (stem, params) in QUERIES.items():
         text = (resources.files("pipetrace") / "resources" / "sql" / f"{stem}.sql").read_text()
-        args = {"steps_table": "audit_steps", **({"run_id": runs[1]} if params else {})}
+        args = {"steps_table": "audit_steps", **{p: values[p] for p in params}}
         rows = spark.sql(text, args=args).collect()
-        local = _audit(table, name, *(("--run-id", runs[1]) if params else ()))
+        local = _audit(table, name, *_options({p: values[p] for p in params}))
         assert len(rows) == len(local), name
+        assert rows, name  # every query has something to say about this run
     # A step without operators (it failed before running) is still one of the run's steps.
     failed_step = [r for r in _audit(table, "run-steps", "--run-id", runs[1]) if r["seq"] == 3]
     assert [(r["status"], r["operator"]) for r in failed_step] == [("FAILED", None)]
@@ -130,9 +137,11 @@ def test_the_installed_wheel_runs_every_audit_query(spark, tmp_path):
     where = subprocess.run([sys.executable, "-c", "import pipetrace; print(pipetrace.__file__)"],
                            env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(site)), where
-    for name in QUERIES:
+    given = {"output": "x", "column": "id"}  # column-lineage's own parameters
+    for name, (_, params) in QUERIES.items():
+        extra = _options({p: given[p] for p in params if p in given})
         done = subprocess.run([sys.executable, "-m", "pipetrace", "audit", name, "--table", table,
-                               "--format", "json"], env=env, capture_output=True, text=True,
-                              check=False)
+                               "--format", "json", *extra], env=env, capture_output=True,
+                              text=True, check=False)
         assert done.returncode == 0, (name, done.stderr[-2000:])
         assert isinstance(json.loads(done.stdout), list)

@@ -388,7 +388,10 @@ def test_each_micro_batch_is_a_write_step_naming_its_sink_and_rows(
     assert {(o["kind"], o["format"], o["mode"]) for o in out["output"]} == {
         ("path", "parquet", "Append")}
     assert {o["name"] for o in out["output"]} == {f"file:{tmp_path / 'out'}"}
-    assert not any(w for ws in writes["capture_warnings"] for w in ws)
+    # Column lineage is not followed into micro-batches yet: null, and this warning says so.
+    assert not any(w for ws in writes["capture_warnings"] for w in ws
+                   if w != "column_lineage: not recorded for a streaming micro-batch")
+    assert all(cl is None for cl in writes["column_lineage"])
 
 
 STREAM_JOB = """

@@ -8,8 +8,8 @@ registered as ``pipeline_steps`` and parameters become quoted literals. Where th
 Example::
 
     >>> from pipetrace.audit import QUERIES
-    >>> sorted(QUERIES)
-    ['attrition', 'failed', 'fingerprint-changes', 'lineage', 'run-steps', 'runs', 'step-sources']
+    >>> sorted(QUERIES)[:4]
+    ['attrition', 'column-lineage', 'failed', 'fingerprint-changes']
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fingerprint-changes": ("fingerprint_changes", ("run_id",)),
     "attrition": ("attrition", ("run_id",)),
     "step-sources": ("step_sources", ("run_id",)),
+    "column-lineage": ("column_lineage", ("run_id", "output", "column")),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -67,8 +68,12 @@ def _bind(text: str, params: dict[str, str]) -> str:
     return _PARAM.sub(literal, local)
 
 
-def audit(name: str, *, table: str | None = None, run_id: str | None = None) -> pa.Table:
+def audit(name: str, *, table: str | None = None, run_id: str | None = None,
+          output: str | None = None, column: str | None = None) -> pa.Table:
     """Run audit query ``name`` against the local table; ``run_id`` defaults to the latest run.
+
+    ``output`` and ``column`` are column-lineage's: an output's name as ``output.name`` records
+    it, and one of its columns.
 
     Example::
 
@@ -81,4 +86,5 @@ def audit(name: str, *, table: str | None = None, run_id: str | None = None) -> 
         if chosen is None:
             raise ConfigError("the table has no runs yet: capture one first")
         params["run_id"] = chosen
+    params.update({k: v for k, v in (("output", output), ("column", column)) if v is not None})
     return sql(_bind(query_text(name, dialect="datafusion"), params), table=table)

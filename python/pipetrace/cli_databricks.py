@@ -32,10 +32,13 @@ def init_script_cmd(table: str | None, spool: str | None) -> int:
 @click.command("audit")
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
 @click.option("--run-id", help="Run of the queries about one run (default: the latest run).")
+@click.option("--output", help="column-lineage: the output's name, as output.name records it.")
+@click.option("--column", help="column-lineage: the output's column to follow back.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--show-sql", is_flag=True, help="Print the shipped SQL (Databricks dialect) instead.")
 @click.argument("query", type=click.Choice(sorted(QUERIES)))
-def audit_cmd(table: str | None, run_id: str | None, fmt: str, show_sql: bool, query: str) -> int:
+def audit_cmd(*, table: str | None, run_id: str | None, output: str | None, column: str | None,
+              fmt: str, show_sql: bool, query: str) -> int:
     """Run an audit QUERY (the SQL files the Databricks bundle ships) on the local table."""
     import csv
     import json
@@ -47,7 +50,7 @@ def audit_cmd(table: str | None, run_id: str | None, fmt: str, show_sql: bool, q
     if show_sql:
         click.echo(query_text(query), nl=False)
         return 0
-    result = audit(query, table=table, run_id=run_id)
+    result = audit(query, table=table, run_id=run_id, output=output, column=column)
     rows = json_rows(result)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))

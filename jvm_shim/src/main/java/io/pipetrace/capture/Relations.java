@@ -108,7 +108,7 @@ public final class Relations {
     }
   }
 
-  private static Rel input(LogicalPlan p, Redactor redactor) {
+  static Rel input(LogicalPlan p, Redactor redactor) {
     if (p instanceof LogicalRelation) {
       LogicalRelation lr = (LogicalRelation) p;
       Rel r = new Rel();
@@ -165,7 +165,9 @@ public final class Relations {
       r.kind = "rdd";
       return r;
     }
+    // A CTE reference reads its definition, which is walked on its own: not an input.
     if (p.children().isEmpty() && p.innerChildren().isEmpty()
+        && !(p instanceof org.apache.spark.sql.catalyst.plans.logical.CTERelationRef)
         && p.nodeName().toLowerCase().contains("relation")) {
       return other(p);
     }
@@ -180,7 +182,7 @@ public final class Relations {
     }
   }
 
-  private static Rel other(LogicalPlan p) {
+  static Rel other(LogicalPlan p) {
     Rel r = new Rel();
     r.kind = "other";
     r.name = p.nodeName();

@@ -258,6 +258,7 @@ public final class StepCapture {
       }
       row.put("output", o);
     }
+    row.put("column_lineage", columnLineage(analyzed, out, microBatch));
     row.put("output_schema", attempt("output_schema", () -> outputSchema((out != null
         && out.query != null ? out.query.schema() : analyzed.schema()).toDDL(), max)));
     // Delta's DML and maintenance commands: their rows are Delta's commit metrics (output).
@@ -390,6 +391,36 @@ public final class StepCapture {
     for (Map.Entry<String, List<Integer>> e : byReason.entrySet()) {
       warnings.add("rows unknown for operators " + e.getValue() + ": " + e.getKey());
     }
+  }
+
+  /**
+   * Column lineage of what the step wrote (the query under a write command) or returned (the
+   * action's plan); empty for a command that computes nothing from inputs (DDL, SHOW, ...).
+   */
+  private List<Map<String, Object>> columnLineage(LogicalPlan analyzed, Relations.Rel out,
+      boolean microBatch) {
+    if (analyzed == null) {
+      return null;  // the analyzed plan's own warning says why
+    }
+    if (microBatch) {
+      warnings.add("column_lineage: not recorded for a streaming micro-batch");
+      return null;
+    }
+    LogicalPlan query;
+    if (out != null) {
+      if (out.query == null) {
+        warnings.add("column_lineage: not recorded for " + analyzed.nodeName()
+            + " (its query is not part of the plan)");
+        return null;
+      }
+      query = out.query;
+    } else {
+      query = analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.Command
+          ? null : analyzed;
+    }
+    ColumnLineage.Result lineage = ColumnLineage.of(query, redactor);
+    warnings.addAll(lineage.warnings);
+    return lineage.entries;
   }
 
   private List<Map<String, Object>> inputs(LogicalPlan analyzed, PlanCache cache) {
