@@ -74,7 +74,7 @@ def test_every_action_kind_names_its_line(spark: Any, trace: Any, tmp_path: Path
     line, _ = helper_count(df)
     expected[-1] = ("count", line)
     steps = flushed_steps(trace)
-    recorded = list(zip(steps["action"], steps["call_site"]))
+    recorded = list(zip(steps["action"], steps["call_site"], strict=True))
     for action, line in expected:
         assert (action, line) in recorded, (action, line, recorded)
     # No step points into pyspark or pipetrace.

@@ -10,7 +10,8 @@ operators' ``source``).
 With measuring on (``attach(..., measure_steps=True)``), a filter also counts the rows that
 reach it and leave it with Spark's observed metrics (``DataFrame.observe``): the exact rows of
 that one condition, whatever the optimizer merges. It costs a pass of counting and blocks the
-pushdown of that filter below the observation (see the README).
+pushdown of that filter below the observation (see the README). Projections (select, withColumn) are not
+steps: their operators name their lines from their expressions already.
 
 Example::
 
@@ -38,8 +39,6 @@ KINDS: dict[str, str] = {
     "filter": "filter", "where": "filter",
     "join": "join", "crossJoin": "join",
     "dropDuplicates": "dedup", "drop_duplicates": "dedup", "distinct": "dedup",
-    "select": "project", "selectExpr": "project", "withColumn": "project",
-    "withColumns": "project", "withColumnRenamed": "project", "drop": "project",
     "union": "union", "unionAll": "union", "unionByName": "union",
     "orderBy": "sort", "sort": "sort",
     "limit": "limit",

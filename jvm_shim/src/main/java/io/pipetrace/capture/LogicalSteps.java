@@ -14,9 +14,11 @@ import java.util.Set;
 import java.util.TreeMap;
 
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.catalyst.expressions.And;
-import org.apache.spark.sql.catalyst.expressions.EqualTo;
+import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.plans.logical.Aggregate;
+import org.apache.spark.sql.catalyst.plans.logical.Deduplicate;
+import org.apache.spark.sql.catalyst.plans.logical.Distinct;
 import org.apache.spark.sql.catalyst.plans.logical.Filter;
 import org.apache.spark.sql.catalyst.plans.logical.Join;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
@@ -31,7 +33,8 @@ import org.apache.spark.sql.execution.SparkPlan;
  */
 final class LogicalSteps {
   private static final int MAX_STEPS = 500;
-  private static final int MAX_EXPRESSION_NODES = 2_000;
+  private static final java.util.regex.Pattern OBSERVATION =
+      java.util.regex.Pattern.compile("pipetrace_step_(\\d+)_(in|out)");
 
   private LogicalSteps() {}
 
@@ -42,12 +45,20 @@ final class LogicalSteps {
     if (steps.isEmpty()) {
       return null;
     }
+    prepare(steps, analyzed);
     Map<Integer, Set<Integer>> opsOfStep = new HashMap<>();
     Map<Integer, Set<Integer>> stepsOfOp = new HashMap<>();
     Map<Integer, Operators.Op> byId = new HashMap<>();
     for (Operators.Op op : ops) {
       byId.put(op.id, op);
       if (op.plan == null) {
+        continue;
+      }
+      StepTags.Step measuring = measured(op.plan, steps);
+      if (measuring != null) {
+        // A count pipetrace added (measure_steps): its expressions' origin is pipetrace's own
+        // code; it measures the agent's step, so it carries that step's line.
+        op.source = measuring.source;
         continue;
       }
       Set<Integer> mine = new LinkedHashSet<>();
@@ -97,6 +108,15 @@ final class LogicalSteps {
       out.add(m);
     }
     return out;
+  }
+
+  /** The step a pipetrace observation (pipetrace_step_&lt;id&gt;_in/_out) measures, or null. */
+  private static StepTags.Step measured(SparkPlan plan, Map<Integer, StepTags.Step> steps) {
+    if (!(plan instanceof CollectMetricsExec)) {
+      return null;
+    }
+    java.util.regex.Matcher m = OBSERVATION.matcher(((CollectMetricsExec) plan).name());
+    return m.matches() ? steps.get(Integer.parseInt(m.group(1))) : null;
   }
 
   private static Map<Integer, StepTags.Step> tagged(LogicalPlan analyzed) {
@@ -168,80 +188,61 @@ final class LogicalSteps {
     return null;
   }
 
-  /** True when the operator evaluates (part of) the step's condition: a filter's conjunct or
-   *  every conjunct of a join's condition. */
+  /** What each step's operators must evaluate: its condition's forms, or its grouping keys. */
+  private static void prepare(Map<Integer, StepTags.Step> steps, LogicalPlan analyzed) {
+    Map<Long, Expression> aliases = null;
+    for (StepTags.Step s : steps.values()) {
+      try {
+        if (s.node instanceof Filter || s.node instanceof Join) {
+          aliases = aliases == null ? Conditions.aliases(analyzed) : aliases;
+          scala.Option<Expression> cond = s.node instanceof Filter
+              ? scala.Option.apply(((Filter) s.node).condition()) : ((Join) s.node).condition();
+          if (cond.isDefined()) {
+            s.forms = Conditions.forms(cond.get(), aliases, s.node.children().head());
+          }
+        } else if (s.node instanceof Deduplicate) {
+          s.keys = new ArrayList<>();
+          scala.collection.Iterator<Attribute> it = ((Deduplicate) s.node).keys().iterator();
+          while (it.hasNext()) {
+            s.keys.add(it.next());
+          }
+        } else if (s.node instanceof Distinct || s.node instanceof Aggregate) {
+          s.keys = new ArrayList<>();
+          scala.collection.Iterator<? extends Expression> it = s.node instanceof Distinct
+              ? s.node.output().iterator() : ((Aggregate) s.node).groupingExpressions().iterator();
+          while (it.hasNext()) {
+            s.keys.add(it.next());
+          }
+        }
+      } catch (Throwable t) {
+        // An unknown node shape: the step keeps only the operators its tag links to.
+      }
+    }
+  }
+
+  /** True when the operator does (part of) the step's work: evaluates a conjunct of its
+   *  filter, every conjunct of its join, or groups by its dedup/aggregate keys. */
   private static boolean carries(Operators.Op op, StepTags.Step s) {
     String name = op.name == null ? "" : op.name;
-    if ("filter".equals(s.kind) && s.node instanceof Filter
-        && (name.equals("Filter") || name.contains("Join") || name.contains("Scan"))) {
-      for (Expression c : conjuncts(((Filter) s.node).condition())) {
-        if (evaluates(op.plan, c, name.contains("Join"))) {
+    boolean join = name.contains("Join");
+    if ("filter".equals(s.kind) && s.forms != null
+        && (name.equals("Filter") || join || name.contains("Scan"))) {
+      for (Expression[] forms : s.forms) {
+        if (Conditions.evaluates(op.plan, forms, join)) {
           return true;
         }
       }
     }
-    if ("join".equals(s.kind) && s.node instanceof Join && name.contains("Join")) {
-      scala.Option<Expression> cond = ((Join) s.node).condition();
-      if (cond.isEmpty()) {
-        return false;
-      }
-      for (Expression c : conjuncts(cond.get())) {
-        if (!evaluates(op.plan, c, true)) {
+    if ("join".equals(s.kind) && s.forms != null && join) {
+      for (Expression[] forms : s.forms) {
+        if (!Conditions.evaluates(op.plan, forms, true)) {
           return false;
         }
       }
       return true;
     }
-    return false;
-  }
-
-  private static List<Expression> conjuncts(Expression e) {
-    List<Expression> out = new ArrayList<>();
-    Deque<Expression> stack = new ArrayDeque<>();
-    stack.push(e);
-    while (!stack.isEmpty()) {
-      Expression x = stack.pop();
-      if (x instanceof And) {
-        stack.push(((And) x).right());
-        stack.push(((And) x).left());
-      } else {
-        out.add(x);
-      }
-    }
-    return out;
-  }
-
-  /** The conjunct is one of the plan's expressions' subtrees, or (a join) both sides of an
-   *  equality are among its keys. */
-  private static boolean evaluates(SparkPlan plan, Expression c, boolean join) {
-    List<Expression> all = new ArrayList<>();
-    scala.collection.Iterator<Expression> it = plan.expressions().iterator();
-    while (it.hasNext()) {
-      all.add(it.next());
-    }
-    if (join && c instanceof EqualTo) {
-      Expression l = ((EqualTo) c).left();
-      Expression r = ((EqualTo) c).right();
-      boolean hasL = false;
-      boolean hasR = false;
-      for (Expression e : all) {
-        hasL |= e.semanticEquals(l);
-        hasR |= e.semanticEquals(r);
-      }
-      if (hasL && hasR) {
-        return true;
-      }
-    }
-    Deque<Expression> queue = new ArrayDeque<>(all);
-    for (int budget = MAX_EXPRESSION_NODES; budget > 0 && !queue.isEmpty(); budget--) {
-      Expression e = queue.poll();
-      if (e.semanticEquals(c)) {
-        return true;
-      }
-      scala.collection.Iterator<Expression> children = e.children().iterator();
-      while (children.hasNext()) {
-        queue.add(children.next());
-      }
+    if (s.keys != null && ("dedup".equals(s.kind) || "aggregate".equals(s.kind))) {
+      return Conditions.groupsBy(op.plan, s.keys);
     }
     return false;
   }

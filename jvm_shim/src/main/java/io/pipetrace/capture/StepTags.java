@@ -39,6 +39,8 @@ public final class StepTags {
     String observedIn;
     String observedOut;
     LogicalPlan node;  // the analyzed node tagged
+    java.util.List<org.apache.spark.sql.catalyst.expressions.Expression[]> forms;  // conjuncts
+    java.util.List<org.apache.spark.sql.catalyst.expressions.Expression> keys;  // grouping
   }
 
   private StepTags() {}
