@@ -47,6 +47,10 @@ KINDS: dict[str, str] = {
 _GROUPED = {"agg": "aggregate", "count": "aggregate", "sum": "aggregate", "avg": "aggregate",
             "mean": "aggregate", "min": "aggregate", "max": "aggregate"}
 
+# (inside-a-wrapper context manager class, agent_line(), measuring(), depth()): given by
+# pipetrace.hooks, which imports this module (not the other way round).
+Hooks = tuple[Any, Callable[[], "str | None"], Callable[[], bool], Callable[[], int]]
+
 _ids = itertools.count(1)
 _bridges: dict[int, Any] = {}
 _bridges_lock = threading.Lock()
@@ -81,11 +85,11 @@ def _observed(df: Any, name: str) -> Any:
     return df.observe(name, F.count(F.lit(1)).alias("rows"))
 
 
-def _step(kind: str, inside: Any, agent_line: Callable[[], str | None],
-          measuring: Callable[[], bool]) -> Callable[[str, Callable[..., Any]], Callable[..., Any]]:
+def _step(kind: str, hooks: Hooks) -> Callable[[str, Callable[..., Any]], Callable[..., Any]]:
+    inside, agent_line, measuring, depth = hooks
+
     def make(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            from pipetrace.hooks import depth
             if depth():
                 return original(self, *args, **kwargs)
             step: dict[str, Any] = {"id": next(_ids), "kind": kind, "method": label,
@@ -114,13 +118,16 @@ def dataframe_class() -> type:
         return importlib.import_module("pyspark.sql.dataframe").DataFrame  # type: ignore[no-any-return]
 
 
-def transformations(inside: Any, agent_line: Callable[[], str | None],
-                    measuring: Callable[[], bool],
+def transformations(hooks: Hooks,
                     ) -> list[tuple[type, str, Callable[[str, Callable[..., Any]], Any]]]:
-    """(class, method, wrapper maker) for each transformation to wrap in this PySpark."""
+    """(class, method, wrapper maker) for each transformation to wrap in this PySpark.
+
+    ``hooks`` is what pipetrace.hooks shares with the wrappers: (the context manager marking a
+    thread as inside a wrapper, the agent's line, whether to measure, the thread's depth).
+    """
     found: list[tuple[type, str, Callable[[str, Callable[..., Any]], Any]]] = []
     group = importlib.import_module("pyspark.sql.group").GroupedData
     for cls, kinds in ((dataframe_class(), KINDS), (group, _GROUPED)):
         for name, kind in kinds.items():
-            found.append((cls, name, _step(kind, inside, agent_line, measuring)))
+            found.append((cls, name, _step(kind, hooks)))
     return found

@@ -165,7 +165,7 @@ def _install_all() -> list[Patch]:
             patch = wrap_method(cls, name, _wrapped(name, _action))
             if patch is not None:
                 patches.append(patch)
-    for cls, name, make in agent_steps.transformations(_Inside, agent_line, measuring):
+    for cls, name, make in agent_steps.transformations((_Inside, agent_line, measuring, depth)):
         patch = wrap_method(cls, name, _wrapped(name, make))
         if patch is not None:
             patches.append(patch)
