@@ -95,3 +95,40 @@ def test_configuration_only_capture_then_ingest(tmp_path: Path) -> None:
     again = json.loads(cli("sql", "--table", str(table), "--format", "json",
                            "SELECT count(*) AS n FROM pipeline_steps", env=env).stdout)
     assert again == [{"n": 2}]
+
+
+HOOKED = """
+import sys
+from pyspark.sql import SparkSession, functions as F
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+df = spark.range(40).withColumn("g", F.col("id") % 4)
+kept = df.filter(F.col("g") == 1)
+kept.count()
+kept.write.parquet(sys.argv[1])
+spark.sql("SELECT 1").show()
+print("main", __name__, sys.argv[1:])
+spark.stop()
+sys.exit(4)
+"""
+
+
+def test_pipetrace_run_names_each_actions_line_and_measures(tmp_path: Path) -> None:
+    """The script runs with the wrappers installed: count, a write and show carry their lines;
+    --measure-steps counts the filter; argv, __name__ and the exit code are the script's."""
+    from deltalake import DeltaTable
+
+    script = tmp_path / "job.py"
+    script.write_text(HOOKED)
+    env = clean_env(tmp_path / "home")
+    table = tmp_path / "steps"
+    run = cli("run", "--table", str(table), "--measure-steps", str(script),
+              str(tmp_path / "out"), env=env)
+    assert run.returncode == 4, run.stderr[-3000:]
+    assert f"main __main__ ['{tmp_path / 'out'}']" in run.stdout
+    steps = DeltaTable(str(table)).to_pandas().sort_values("seq")
+    lines = {n: f"{script}:{n}" for n in range(1, 14)}
+    assert list(zip(steps["action"], steps["call_site"], strict=True)) == [
+        ("count", lines[7]), ("write", lines[8]), ("show", lines[9])]
+    [population] = steps.iloc[0]["logical_steps"]
+    assert (population["source"], population["rows_in"], population["rows_out"]) == (
+        lines[6], 40, 10)

@@ -297,6 +297,10 @@ class JvmBridge:
         """Counters of the run: captured, dropped, skipped steps; listener errors."""
         return self._answer(self._bridge.status(run_id))
 
+    def tag_step(self, df: Any, step_json: str) -> bool:
+        """Tag the logical node ``df``'s transformation created with the agent's step."""
+        return bool(self._answer(self._bridge.tagStep(df._jdf, step_json)).get("tagged"))
+
     def rule(self, name: str, value: Any) -> Any:
         """Apply one of the rules the JVM shares with Python (``Rules.probe``) to ``value``.
 

@@ -74,9 +74,13 @@ EXIT_STEPS_DROPPED = 3
 @cli.command("run", context_settings=_RUN_CONTEXT)
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
 @click.option("--run-id", help="Run id (default: generated, YYYYmmdd-HHMMSS-xxxxxx).")
+@click.option("--measure-steps", is_flag=True,
+              help="Count each filter's rows in and out exactly (observed metrics; costs a "
+                   "counting pass per filter and blocks its pushdown).")
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str, ...]) -> int:
+def run_cmd(table: str | None, run_id: str | None, measure_steps: bool, script: str,
+            args: tuple[str, ...]) -> int:
     """Run a PySpark SCRIPT with capture on; exit with its exit code.
 
     If the script succeeded but steps were lost (the driver could not spool them, or could not
@@ -84,7 +88,8 @@ def run_cmd(table: str | None, run_id: str | None, script: str, args: tuple[str,
     """
     from pipetrace.runner import run_script
 
-    result = run_script(script, list(args), table=table, run_id=run_id)
+    result = run_script(script, list(args), table=table, run_id=run_id,
+                        measure_steps=measure_steps)
     failed = f", {result.failed_steps} failed" if result.failed_steps else ""
     if result.dropped or result.drop_reason:
         lost = f"{result.dropped} step(s) dropped" if result.dropped else "capture unconfirmed"

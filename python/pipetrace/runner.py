@@ -34,6 +34,7 @@ from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter, ingest
+from pipetrace.launch import MEASURE_ENV
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.resume import resume_point
 
@@ -189,6 +190,14 @@ def _require_java() -> None:
         "it on PATH or set JAVA_HOME; nothing was run")
 
 
+def _importable(env: dict[str, str]) -> None:
+    """Let the child import this pipetrace (e.g. a source checkout on the parent's sys.path)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([*paths, root])
+
+
 def _installed_spark_version() -> str | None:
     try:
         import pyspark
@@ -203,10 +212,13 @@ def run_script(
     *,
     table: str | None = None,
     run_id: str | None = None,
+    measure_steps: bool = False,
 ) -> RunResult:
     """Run ``script`` with ``args`` under capture, commit its steps, return the outcome.
 
-    The script's exit code is returned, never raised; a failed commit does not change it: the
+    The script runs with pipetrace's wrappers installed (``pipetrace.hooks``: the agent's line
+    on every action); ``measure_steps`` also counts each filter's rows exactly (observed
+    metrics). The script's exit code is returned, never raised; a failed commit does not change it: the
     steps stay in the spool and ``commit_error`` says why (``pipetrace status`` shows it too).
 
     Example::
@@ -242,7 +254,13 @@ def run_script(
     committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
                                  args=(stop, spool, table_uri, rid, reports), daemon=True)
     committer.start()
-    child = subprocess.Popen([sys.executable, os.fspath(script), *args], env=child_env)
+    if measure_steps:
+        child_env[MEASURE_ENV] = "1"
+    # pipetrace.launch runs the script as `python script args` would, with pipetrace's
+    # wrappers installed (the agent's line on every action; pipetrace.hooks).
+    _importable(child_env)
+    child = subprocess.Popen([sys.executable, "-m", "pipetrace.launch", os.fspath(script), *args],
+                             env=child_env)
     try:
         code = child.wait()
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
+from pipetrace import hooks
 from pipetrace._jvm import JvmBridge
 from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
@@ -102,7 +103,7 @@ class Handle:
     """A capture attached to one SparkSession. Use :func:`attach` to get one."""
 
     def __init__(self, bridge: JvmBridge, info: dict[str, Any], table: str, app_id: str,
-                 commit_interval: float, *, writer: Writer) -> None:
+                 commit_interval: float, *, writer: Writer, measure_steps: bool = False) -> None:
         self._bridge = bridge
         self._key = (app_id, info["run_id"])
         self.run_id: str = info["run_id"]
@@ -118,6 +119,9 @@ class Handle:
         self._stop = threading.Event()
         self._ready = threading.Event()  # set once the writer is prepared (dead runs recovered)
         self._detached = False
+        # The agent's line on every action and step (pipetrace.hooks), until detach().
+        self.measure_steps = measure_steps
+        hooks.install(measure_steps=measure_steps)
         self._thread = threading.Thread(target=self._commit_loop, args=(commit_interval,),
                                         name=f"pipetrace-commit-{self.run_id}", daemon=True)
         self._thread.start()
@@ -230,6 +234,7 @@ class Handle:
         if self._detached:
             return FlushResult(self.run_id, 0, 0, 0, False)
         deadline = time.monotonic() + timeout
+        hooks.uninstall(measure_steps=self.measure_steps)
         status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
         self._detached = True
         self._stop.set()
@@ -321,6 +326,7 @@ def attach(
     writer: Literal["auto", "spark", "delta-rs", "spool"] = "auto",
     format: str | None = None,  # noqa: A002 - the setting's name (spark.pipetrace.format)
     hmac_key_file: str | None = None,
+    measure_steps: bool = False,
 ) -> Handle:
     """Capture every Spark action of ``spark`` into the ``pipeline_steps`` Delta table.
 
@@ -352,6 +358,14 @@ def attach(
             ``$PIPETRACE_HMAC_KEY``; no key: plain SHA-256). With a key, only its holders can
             make a row that ``pipetrace verify`` accepts. See the README's "Secrets and tamper
             evidence".
+        measure_steps: count the rows into and out of each filter the agent wrote, exactly,
+            with Spark's observed metrics (``logical_steps.rows_in``/``rows_out``). Off by
+            default: it adds a counting pass per filter and keeps the optimizer from pushing
+            that filter below the count (see the README's "The agent's steps").
+
+    Every action and transformation of the session's classic PySpark classes gets the agent's
+    ``file:line`` while attached (``call_site``, operators' ``source``, ``logical_steps``):
+    thin wrappers on PySpark's public methods, removed by :meth:`Handle.detach`.
 
     Example::
 
@@ -409,6 +423,7 @@ def attach(
         SparkWriter(bridge, info, table_used, spark=spark)
         if info.get("writer", "delta-rs") != "delta-rs"
         else DeltaRsWriter(bridge, info["run_id"], table_used, info["spool"]))
-    handle = Handle(bridge, info, table_used, app, commit_interval, writer=writer_of_run)
+    handle = Handle(bridge, info, table_used, app, commit_interval, writer=writer_of_run,
+                    measure_steps=measure_steps)
     _LIVE[(app, info["run_id"])] = handle
     return handle

@@ -281,6 +281,19 @@ public final class Bridge {
   }
 
   /**
+   * Tag the logical node a DataFrame transformation of the agent created with the agent's step
+   * ({"id", "kind", "method", "source", "observed"}: python/pipetrace/agent_steps.py). Answers
+   * {"tagged": true|false} or {"error": "..."}.
+   */
+  public String tagStep(Object dataset, String stepJson) {
+    try {
+      return "{\"tagged\":" + io.pipetrace.capture.StepTags.tag(dataset, stepJson) + "}";
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /**
    * For tests only: apply one of the rules python/pipetrace shares (see {@link Rules#probe})
    * to a JSON input; answers {"value": ...} or {"error": "..."}. tests/test_shared_rules.py
    * checks both sides against tests/fixtures/shared_rules.json with it.

@@ -6,8 +6,12 @@ import java.util.regex.Pattern;
 
 /** Normalized action names, from Spark's funcName and the call site Spark recorded. */
 final class Actions {
-  // PySpark call sites read "toPandas at /path/agent.py:12"; JVM ones end in ".java:0" or ".scala:N".
-  private static final Pattern PY_CALL_SITE = Pattern.compile("^(\\w+) at (.+\\.py:\\d+)$");
+  // PySpark call sites read "toPandas at /path/agent.py:12"; pipetrace's wrappers
+  // (python/pipetrace/hooks.py) name notebook cells as IPython does ("count at
+  // <ipython-input-3-5f1>:2", "/tmp/ipykernel_7/2961.py:4"); JVM ones end in ".java:0" or
+  // ".scala:N".
+  private static final Pattern PY_CALL_SITE = Pattern.compile("^(\\w+) at (.+:\\d+)$");
+  private static final Pattern JVM_FILE = Pattern.compile(".*\\.(java|scala):\\d+$");
   private static final Set<String> V2_WRITES = Set.of("append", "overwrite", "overwritePartitions",
       "create", "replace", "createOrReplace", "save", "insertInto", "saveAsTable", "merge");
 
@@ -19,7 +23,10 @@ final class Actions {
       return null;
     }
     Matcher m = PY_CALL_SITE.matcher(description.trim());
-    return m.matches() ? new String[] {m.group(1), m.group(2)} : null;
+    if (!m.matches() || JVM_FILE.matcher(m.group(2)).matches()) {
+      return null;
+    }
+    return new String[] {m.group(1), m.group(2)};
   }
 
   /**
@@ -58,6 +65,12 @@ final class Actions {
       case "showString":
         consistent = "head".equals(funcName);
         break;
+      case "foreach":
+      case "foreachPartition":
+      case "toLocalIterator":
+        // Run through RDDs: no SQL execution of their own; a nested one is not the action.
+        consistent = false;
+        break;
       default:  // writes, sql(): many funcNames
         consistent = true;
     }
@@ -95,7 +108,8 @@ final class Actions {
       case "collectAsArrowToPython":
         return "toArrow".equals(pyFunc) ? "toArrow" : "toPandas";
       case "head":
-        return description != null && description.startsWith("showString") ? "show" : "take";
+        return "show".equals(pyFunc)
+            || description != null && description.startsWith("showString") ? "show" : "take";
       case "showString":
         return "show";
       case "isEmpty":

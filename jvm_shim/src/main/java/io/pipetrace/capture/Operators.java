@@ -43,6 +43,7 @@ public final class Operators {
     String rowsUnknown;      // why rowsOut is null
     final Map<String, Long> metrics = new LinkedHashMap<>();
     String source;
+    transient SparkPlan plan;  // this execution's operator, for logical_steps; never written
   }
 
   private Operators() {}
@@ -69,6 +70,7 @@ public final class Operators {
       Op op = new Op();
       op.id = nextId++;
       op.parentId = parent;
+      op.plan = plan;
       ops.add(op);
       if (plan instanceof ReusedExchangeExec) {
         SparkPlan original = ((ReusedExchangeExec) plan).child();

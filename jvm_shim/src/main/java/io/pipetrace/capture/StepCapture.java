@@ -264,6 +264,10 @@ public final class StepCapture {
     // Delta's DML and maintenance commands: their rows are Delta's commit metrics (output).
     boolean deltaCommand = out != null && out.deltaCommand;
     row.put("rows_out", result == null || deltaCommand ? null : result.rows);
+    final List<Operators.Op> allOps = ops;
+    // Before the operators are written: an operator's source comes from its agent step.
+    row.put("logical_steps", analyzed == null ? null : attempt("logical_steps",
+        () -> LogicalSteps.of(analyzed, allOps, qe.observedMetrics(), redactor)));
     row.put("operators", operators(ops, run.settings.maxOperators));
     boolean truncated = ops.size() > run.settings.maxOperators;
     if (cache.logical == null) {
