@@ -30,6 +30,7 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
+from pipetrace import ml
 from pipetrace._jvm import JvmBridge
 from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
@@ -232,6 +233,7 @@ class Handle:
         deadline = time.monotonic() + timeout
         status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
         self._detached = True
+        ml.uninstall()
         self._stop.set()
         self._thread.join(max(deadline - time.monotonic(), 0.0))
         committed, late, error = self._commit_within(deadline - time.monotonic())
@@ -411,4 +413,5 @@ def attach(
         else DeltaRsWriter(bridge, info["run_id"], table_used, info["spool"]))
     handle = Handle(bridge, info, table_used, app, commit_interval, writer=writer_of_run)
     _LIVE[(app, info["run_id"])] = handle
+    ml.install()  # Spark ML fits as labelled steps; undone by detach()
     return handle

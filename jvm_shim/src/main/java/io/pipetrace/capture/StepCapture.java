@@ -282,6 +282,9 @@ public final class StepCapture {
       }
     }
     row.put("context", context.isEmpty() ? null : context);
+    if (exec != null && exec.parentEventId != null) {
+      row.put("parent_event_id", exec.parentEventId);  // Spark ML's own action inside a fit
+    }
     row.put("capture_warnings", warnings);
     return row;
   }
