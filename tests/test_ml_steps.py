@@ -198,3 +198,36 @@ def test_detach_puts_the_originals_back(spark: Any, tmp_path: Path) -> None:
     assert ml.installed() and Estimator.fit is not before
     handle.detach()
     assert Estimator.fit is before and Transformer.transform.__name__ == "transform"
+
+
+ML_SCRIPT = """
+import sys
+from pyspark.sql import SparkSession
+from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.regression import LinearRegression
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+df = VectorAssembler(inputCols=["x"], outputCol="features").transform(
+    spark.createDataFrame([(float(i), 2.0 * i) for i in range(20)], "x double, label double"))
+model = LinearRegression(maxIter=2).fit(df)
+print("argv", sys.argv[1:])
+"""
+
+
+def test_pipetrace_run_traces_fits(tmp_path: Path) -> None:
+    from tests.test_run import clean_env, cli
+
+    script = tmp_path / "train.py"
+    script.write_text(ML_SCRIPT)
+    env = clean_env(tmp_path / "home")
+    run = cli("run", "--run-id", "ml-run", str(script), "a1", env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "argv ['a1']" in run.stdout
+    rows = json.loads(cli("sql", "--format", "json",
+                          "SELECT seq, action, call_site, parent_event_id, event_id, "
+                          "ml.estimator AS estimator FROM pipeline_steps "
+                          "WHERE run_id = 'ml-run' ORDER BY seq", env=env).stdout)
+    fits = [r for r in rows if r["action"] == "fit"]
+    assert [(f["estimator"], f["call_site"]) for f in fits] == [
+        ("pyspark.ml.regression.LinearRegression", f"{script}:9")]
+    inner = [r for r in rows if r["parent_event_id"] == fits[0]["event_id"]]
+    assert inner and all(r["seq"] < fits[0]["seq"] for r in inner)

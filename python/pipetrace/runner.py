@@ -242,7 +242,9 @@ def run_script(
     committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
                                  args=(stop, spool, table_uri, rid, reports), daemon=True)
     committer.start()
-    child = subprocess.Popen([sys.executable, os.fspath(script), *args], env=child_env)
+    # pipetrace.launch runs the script as `python script.py` would, Spark ML fits traced too.
+    child = subprocess.Popen([sys.executable, "-m", "pipetrace.launch", os.fspath(script), *args],
+                             env=child_env)
     try:
         code = child.wait()
     except KeyboardInterrupt:
