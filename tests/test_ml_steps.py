@@ -231,3 +231,11 @@ def test_pipetrace_run_traces_fits(tmp_path: Path) -> None:
         ("pyspark.ml.regression.LinearRegression", f"{script}:9")]
     inner = [r for r in rows if r["parent_event_id"] == fits[0]["event_id"]]
     assert inner and all(r["seq"] < fits[0]["seq"] for r in inner)
+
+    audit = cli("audit", "models", "--run-id", "ml-run", "--format", "json", env=env)
+    assert audit.returncode == 0, audit.stderr
+    (model,) = json.loads(audit.stdout)
+    assert (model["seq"], model["estimator"], model["internal_steps"]) == (
+        fits[0]["seq"], "pyspark.ml.regression.LinearRegression", len(inner))
+    assert model["model"] == "pyspark.ml.regression.LinearRegressionModel"
+    assert model["training_rows"] is None and model["spark_jobs"] >= 1
