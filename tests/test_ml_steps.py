@@ -22,6 +22,7 @@ from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import LinearRegression
 
+import pipetrace
 from pipetrace import ml
 from pipetrace.spark import Handle
 from tests.conftest import flushed_steps
@@ -110,6 +111,13 @@ def test_a_pipeline_fit_is_one_labelled_step(spark: Any, trace: Handle, train_pa
     assert _steps_of(steps, "transform").empty
     assert set(spark.sparkContext.getJobTags()) == set()  # the tag is gone after the call
 
+    # the README's query says the same from the table
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    query = readme.split("### Spark ML training", 1)[1].split("```sql", 1)[1].split("```")[0]
+    (row,) = pipetrace.sql(query, table=trace.table).to_pylist()
+    assert (row["seq"], row["call_site"], row["internal_steps"]) == (
+        fit["seq"], fit["call_site"], len(inner))
+
 
 def test_a_failing_fit_is_one_failed_step(spark: Any, trace: Handle, train_path: str) -> None:
     df = spark.read.parquet(train_path)
@@ -190,8 +198,6 @@ def test_concurrent_fits_keep_their_own_actions(spark: Any, trace: Handle,
 
 
 def test_detach_puts_the_originals_back(spark: Any, tmp_path: Path) -> None:
-    import pipetrace
-
     before = Estimator.fit
     handle = pipetrace.attach(spark, table=str(tmp_path / "t"), spool=str(tmp_path / "s"),
                               run_id="ml-detach")
