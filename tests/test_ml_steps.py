@@ -61,7 +61,9 @@ def test_a_pipeline_fit_is_one_labelled_step(spark: Any, trace: Handle, train_pa
     df.collect()  # ... and fingerprint the training DataFrame's plan
     pipeline = _pipeline(maxIter=5, regParam=0.1)
     model = pipeline.fit(df); line = inspect.currentframe().f_lineno  # noqa: E702
-    predicted = model.transform(df).collect()
+    scored = model.transform(df)
+    predicted = scored.collect()
+    scored_rows = scored.select("prediction").where("prediction >= 0").count()
     steps = flushed_steps(trace)
 
     fits = _steps_of(steps, "fit")
@@ -104,11 +106,15 @@ def test_a_pipeline_fit_is_one_labelled_step(spark: Any, trace: Handle, train_pa
     assert set(steps.loc[steps["parent_event_id"] == fit["event_id"], "seq"]) == set(inner["seq"])
     assert got["spark_jobs"] >= 1
     # the agent's own actions belong to no fit; a model's transform ran no job: no step
-    collect = steps[steps["seq"] > fit["seq"]]
-    assert list(collect["action"]) == ["collect"]
-    assert collect.iloc[0]["rows_out"] == len(predicted)
-    assert collect.iloc[0]["parent_event_id"] is None and count_step["parent_event_id"] is None
+    after = steps[steps["seq"] > fit["seq"]]
+    assert list(after["action"]) == ["collect", "count"]
+    assert list(after["rows_out"]) == [len(predicted), scored_rows]
+    assert after["parent_event_id"].isna().all() and count_step["parent_event_id"] is None
     assert _steps_of(steps, "transform").empty
+    # ... and they name the model whose output they read, the agent's own action not
+    for _, step in after.iterrows():
+        assert dict(step["context"])["ml_model"] == f"pyspark.ml.pipeline.PipelineModel {model.uid}"
+    assert count_step["context"] is None or "ml_model" not in dict(count_step["context"])
     assert set(spark.sparkContext.getJobTags()) == set()  # the tag is gone after the call
 
     # the README's query says the same from the table

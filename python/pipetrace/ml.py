@@ -268,6 +268,11 @@ class _Step:
                 "call_site": self.call_site, "ml": ml, "warnings": self.warnings,
                 "error": None if error is None else f"{_class_name(error)}: {error}",
             }
-            _bridge(self.spark).ml_step(self.dataset._jdf.queryExecution(), payload)
+            output = None
+            if self.kind == "transform" and hasattr(result, "_jdf"):
+                # later actions on the result name this transformer (context 'ml_model')
+                payload["output_model"] = f"{self.ml['estimator']} {self.ml['uid']}"
+                output = result._jdf.queryExecution()
+            _bridge(self.spark).ml_step(self.dataset._jdf.queryExecution(), output, payload)
         except Exception as exc:  # noqa: BLE001 - the agent's fit outcome stands
             log.warning("pipetrace: could not record a Spark ML %s: %s", self.kind, exc)

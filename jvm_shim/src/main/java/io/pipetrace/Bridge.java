@@ -1,6 +1,7 @@
 package io.pipetrace;
 
 import io.pipetrace.compat.SparkCompat;
+import io.pipetrace.capture.MlStep;
 import io.pipetrace.config.Rules;
 import io.pipetrace.config.Settings;
 import io.pipetrace.config.Version;
@@ -161,17 +162,22 @@ public final class Bridge {
    * {@link MlStep}; only python/pipetrace/ml.py calls this, when the call returns or raises).
    * Waits first, at most {@code wait_ms}, for the listener bus to deliver what the call ran, so
    * its own actions are steps before it and the jobs it ran are counted. A transform that ran
-   * no job is no step (answer {"captured": false}): its rows are the later action's.
+   * no job is no step (answer {"captured": false}): its rows are the later action's, whose
+   * step names it ({@code outputQe}, the transform's result: see {@link MlStep#markOutput}).
    */
-  public String mlStep(SparkSession session, Object trainingQe, String payloadJson) {
+  public String mlStep(SparkSession session, Object trainingQe, Object outputQe,
+      String payloadJson) {
     try {
       PipetraceListener listener = listenerOf(session);
       Map<String, Object> m = new LinkedHashMap<>();
+      com.fasterxml.jackson.databind.JsonNode p = JSON.readTree(payloadJson);
+      if (outputQe instanceof QueryExecution && p.hasNonNull("output_model")) {
+        MlStep.markOutput((QueryExecution) outputQe, p.path("output_model").asText());
+      }
       if (listener == null || listener.run() == null || listener.run().isClosed()) {
         m.put("captured", false);
         return JSON.writeValueAsString(m);
       }
-      com.fasterxml.jackson.databind.JsonNode p = JSON.readTree(payloadJson);
       long waitMs = p.path("wait_ms").asLong(2_000);
       waitForBus(session, System.nanoTime() + waitMs * 1_000_000L);
       int jobs = listener.tracker().takeMlJobs(p.path("event_id").asText());

@@ -33,6 +33,30 @@ public final class MlStep {
    */
   public static final String TAG_PREFIX = "pipetrace-ml-step-";
 
+  // On the analyzed plan a fitted model's (or any transformer's) transform returned: names it
+  // in the steps of the actions that later read that DataFrame (context 'ml_model'). Spark
+  // copies node tags when it rewrites a plan.
+  private static final org.apache.spark.sql.catalyst.trees.TreeNodeTag<String> MODEL_TAG =
+      new org.apache.spark.sql.catalyst.trees.TreeNodeTag<>("pipetrace.ml_model");
+
+  /** Name the transformer ("class uid") whose transform produced the DataFrame of {@code qe}. */
+  public static void markOutput(QueryExecution qe, String model) {
+    qe.analyzed().setTagValue(MODEL_TAG, model);
+  }
+
+  /** The transformers whose output this plan reads ("class uid", comma-separated), or null. */
+  public static String modelsIn(LogicalPlan plan) {
+    java.util.Set<String> names = new java.util.LinkedHashSet<>();
+    plan.foreach(node -> {
+      scala.Option<String> v = node.getTagValue(MODEL_TAG);
+      if (v.isDefined()) {
+        names.add(v.get());
+      }
+      return null;
+    });
+    return names.isEmpty() ? null : String.join(", ", names);
+  }
+
   /** The ML step id among these job tags, or null. */
   public static String stepOf(scala.collection.Iterator<String> tags) {
     while (tags.hasNext()) {
