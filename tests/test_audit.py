@@ -89,7 +89,7 @@ def test_audit_queries(spark, tmp_path):
         rows = spark.sql(text, args=args).collect()
         local = _audit(table, name, *_options({p: values[p] for p in params}))
         assert len(rows) == len(local), name
-        assert rows, name  # every query has something to say about this run
+        assert rows or name == "models", name  # this run fitted no model
     # A step without operators (it failed before running) is still one of the run's steps.
     failed_step = [r for r in _audit(table, "run-steps", "--run-id", runs[1]) if r["seq"] == 3]
     assert [(r["status"], r["operator"]) for r in failed_step] == [("FAILED", None)]

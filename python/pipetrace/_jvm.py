@@ -289,6 +289,15 @@ class JvmBridge:
         """Commit a dead run's sealed segments into ``table`` with Spark's writer."""
         return self._answer(self._bridge.recoverRun(self._jss, run_dir, table, format))
 
+    def ml_step(self, training_qe: Any, output_qe: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        """Record a Spark ML fit/transform as a step (python/pipetrace/ml.py, ``Bridge.mlStep``).
+
+        ``training_qe`` is the input DataFrame's JVM ``QueryExecution`` (its inputs and plan);
+        ``output_qe`` a transform's result's, or None.
+        """
+        return self._answer(self._bridge.mlStep(self._jss, training_qe, output_qe,
+                                                json.dumps(payload)))
+
     def internal_session(self) -> Any:
         """A JVM session of pipetrace's own on this context, whose actions are never steps."""
         return self._bridge.internalSession(self._jss)

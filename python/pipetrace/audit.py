@@ -35,6 +35,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "attrition": ("attrition", ("run_id",)),
     "step-sources": ("step_sources", ("run_id",)),
     "column-lineage": ("column_lineage", ("run_id", "output", "column")),
+    "models": ("models", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 

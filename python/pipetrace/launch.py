@@ -1,5 +1,7 @@
 """``python -m pipetrace.launch script.py args``: run a script as ``python script.py args`` would,
-with pipetrace's wrappers installed in its process (how ``pipetrace run`` starts a script).
+with pipetrace's wrappers installed in its process (how ``pipetrace run`` starts a script):
+the agent's line on every action (:mod:`pipetrace.hooks`) and Spark ML fits as steps
+(:mod:`pipetrace.ml`).
 
 The script sees the same ``sys.argv``, ``sys.path[0]`` (its folder), ``__name__ == "__main__"``
 and exit code. ``PIPETRACE_MEASURE_STEPS=1`` measures each filter (``--measure-steps``).
@@ -16,7 +18,7 @@ import os
 import runpy
 import sys
 
-from pipetrace import hooks
+from pipetrace import hooks, ml
 
 __all__ = ["MEASURE_ENV", "main"]
 
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = args
     sys.path[0] = os.path.dirname(script)
     hooks.install(measure_steps=os.environ.get(MEASURE_ENV) == "1")
+    ml.install()
     runpy.run_path(script, run_name="__main__")
     return 0
 

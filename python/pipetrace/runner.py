@@ -257,7 +257,8 @@ def run_script(
     if measure_steps:
         child_env[MEASURE_ENV] = "1"
     # pipetrace.launch runs the script as `python script args` would, with pipetrace's
-    # wrappers installed (the agent's line on every action; pipetrace.hooks).
+    # wrappers installed (the agent's line on every action, pipetrace.hooks; Spark ML fits,
+    # pipetrace.ml).
     _importable(child_env)
     child = subprocess.Popen([sys.executable, "-m", "pipetrace.launch", os.fspath(script), *args],
                              env=child_env)

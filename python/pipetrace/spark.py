@@ -30,7 +30,7 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
-from pipetrace import hooks
+from pipetrace import hooks, ml
 from pipetrace._jvm import JvmBridge
 from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
@@ -237,6 +237,7 @@ class Handle:
         hooks.uninstall(measure_steps=self.measure_steps)
         status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
         self._detached = True
+        ml.uninstall()
         self._stop.set()
         self._thread.join(max(deadline - time.monotonic(), 0.0))
         committed, late, error = self._commit_within(deadline - time.monotonic())
@@ -426,4 +427,5 @@ def attach(
     handle = Handle(bridge, info, table_used, app, commit_interval, writer=writer_of_run,
                     measure_steps=measure_steps)
     _LIVE[(app, info["run_id"])] = handle
+    ml.install()  # Spark ML fits as labelled steps; undone by detach()
     return handle

@@ -1,6 +1,7 @@
 package io.pipetrace;
 
 import io.pipetrace.compat.SparkCompat;
+import io.pipetrace.capture.MlStep;
 import io.pipetrace.config.Rules;
 import io.pipetrace.config.Settings;
 import io.pipetrace.config.Version;
@@ -20,6 +21,7 @@ import java.util.concurrent.TimeoutException;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.execution.QueryExecution;
 
 /**
  * The whole Python ↔ JVM contract: JSON strings in, JSON strings out. Only
@@ -153,6 +155,50 @@ public final class Bridge {
 
   private static long remainingMs(long deadlineNs) {
     return (deadlineNs - System.nanoTime()) / 1_000_000L;
+  }
+
+  /**
+   * Record one Spark ML fit, or a transform that ran Spark jobs, as a step (see
+   * {@link MlStep}; only python/pipetrace/ml.py calls this, when the call returns or raises).
+   * Waits first, at most {@code wait_ms}, for the listener bus to deliver what the call ran, so
+   * its own actions are steps before it and the jobs it ran are counted. A transform that ran
+   * no job is no step (answer {"captured": false}): its rows are the later action's, whose
+   * step names it ({@code outputQe}, the transform's result: see {@link MlStep#markOutput}).
+   */
+  public String mlStep(SparkSession session, Object trainingQe, Object outputQe,
+      String payloadJson) {
+    try {
+      PipetraceListener listener = listenerOf(session);
+      Map<String, Object> m = new LinkedHashMap<>();
+      com.fasterxml.jackson.databind.JsonNode p = JSON.readTree(payloadJson);
+      if (outputQe instanceof QueryExecution && p.hasNonNull("output_model")) {
+        MlStep.markOutput((QueryExecution) outputQe, p.path("output_model").asText());
+      }
+      if (listener == null || listener.run() == null || listener.run().isClosed()) {
+        m.put("captured", false);
+        return JSON.writeValueAsString(m);
+      }
+      long waitMs = p.path("wait_ms").asLong(2_000);
+      waitForBus(session, System.nanoTime() + waitMs * 1_000_000L);
+      int jobs = listener.tracker().takeMlJobs(p.path("event_id").asText());
+      m.put("spark_jobs", jobs);
+      boolean capture = jobs > 0 || !"transform".equals(p.path("kind").asText())
+          || p.hasNonNull("error");
+      if (capture) {
+        listener.captureMl(trainingQe instanceof QueryExecution ? (QueryExecution) trainingQe
+            : null, p, jobs);
+      }
+      m.put("captured", capture);
+      return JSON.writeValueAsString(m);
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /** The listener capturing this session: attach()'s, or the one Spark built from its conf. */
+  private static PipetraceListener listenerOf(SparkSession session) {
+    PipetraceListener l = ATTACHED.get(session);
+    return l != null ? l : PipetraceListener.BY_CONF.get(session.sessionState().conf());
   }
 
   /**

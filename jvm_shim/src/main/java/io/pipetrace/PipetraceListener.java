@@ -221,6 +221,17 @@ public class PipetraceListener implements QueryExecutionListener {
     }
   }
 
+  /** A Spark ML step reported from Python (see {@link io.pipetrace.capture.MlStep}). */
+  void captureMl(QueryExecution training, com.fasterxml.jackson.databind.JsonNode payload,
+      int jobs) {
+    if (run == null || detached || run.isClosed()) {
+      return;
+    }
+    Redactor r = training != null ? redactor(training)
+        : Redactors.of(org.apache.spark.sql.SparkSession.active());
+    run.submit(io.pipetrace.capture.MlStep.row(run, r, training, payload, jobs), r);
+  }
+
   /**
    * The session's redactor (rebuilt only when its settings or the learned secrets changed),
    * plus this action's literals with mask_literals.

@@ -318,7 +318,16 @@ public final class StepCapture {
         context.put("stream_query", sink.queryName);
       }
     }
+    String model = analyzed == null ? null : attempt("ml_model", () -> MlStep.modelsIn(analyzed));
+    if (model != null) {
+      // reads the output of a Spark ML transform: which model (or transformer) made it
+      context = new LinkedHashMap<>(context);
+      context.put("ml_model", model);
+    }
     row.put("context", context.isEmpty() ? null : context);
+    if (exec != null && exec.parentEventId != null) {
+      row.put("parent_event_id", exec.parentEventId);  // Spark ML's own action inside a fit
+    }
     row.put("capture_warnings", warnings);
     return row;
   }

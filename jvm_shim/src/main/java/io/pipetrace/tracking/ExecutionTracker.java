@@ -2,6 +2,7 @@ package io.pipetrace.tracking;
 
 import io.pipetrace.PipetraceListener;
 import io.pipetrace.StreamSinks;
+import io.pipetrace.capture.MlStep;
 import io.pipetrace.capture.StepCapture;
 import io.pipetrace.compat.SparkCompat;
 import io.pipetrace.health.Counters;
@@ -66,6 +67,13 @@ public final class ExecutionTracker extends SparkListener {
   private final LinkedHashMap<Long, Exec> execs = new LinkedHashMap<>();
   private final HashMap<Integer, Exec> stageToExec = new HashMap<>();
   private int ended;
+  // Jobs seen per Spark ML step id (MlStep.TAG_PREFIX), SQL or not, until the step is reported.
+  private final LinkedHashMap<String, Integer> mlJobs = new LinkedHashMap<>() {
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<String, Integer> eldest) {
+      return size() > MAX_ENDED;
+    }
+  };
 
   /** What pipetrace knows about one SQL execution. */
   public static final class Exec {
@@ -89,6 +97,9 @@ public final class ExecutionTracker extends SparkListener {
     // The micro-batch's own execution (not an action run inside foreachBatch): the query's id
     public UUID microBatch;
     Exec promoted;  // on a micro-batch: the agent action inside foreachBatch now running
+    // The event id of the Spark ML fit/transform this execution ran inside (the job tag
+    // MlStep.TAG_PREFIX + id that python/pipetrace/ml.py adds for the call), else null.
+    public volatile String parentEventId;
 
     Exec(long id, long rootId, UUID queryId, long startMs, String description,
         long[] rootMetricIds) {
@@ -438,6 +449,7 @@ public final class ExecutionTracker extends SparkListener {
     }
     Exec e = new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds);
     e.stream = stream;
+    e.parentEventId = MlStep.stepOf(s.jobTags().iterator());
     if (stream != null && !promote && root == s.executionId()) {
       e.microBatch = streamQuery(s.description());
     } else if (promote && rootExec.microBatch != null) {
@@ -580,12 +592,20 @@ public final class ExecutionTracker extends SparkListener {
       SecretValues.KNOWN.learn(job.properties(), Redactors.keyRegex(sc));
       String id = job.properties() == null ? null
           : job.properties().getProperty("spark.sql.execution.id");
+      String ml = job.properties() == null ? null
+          : MlStep.stepOf(job.properties().getProperty("spark.job.tags"));
+      if (ml != null) {
+        mlJobs.merge(ml, 1, Integer::sum);
+      }
       if (id == null) {
         return;
       }
       Exec e = execs.get(Long.parseLong(id));
       if (e == null) {
         return;
+      }
+      if (ml != null && e.parentEventId == null) {
+        e.parentEventId = ml;
       }
       scala.collection.Iterator<Object> it = job.stageIds().iterator();
       while (it.hasNext()) {
@@ -644,6 +664,12 @@ public final class ExecutionTracker extends SparkListener {
     } finally {
       BUS_TIME.record(System.nanoTime() - started);
     }
+  }
+
+  /** How many jobs ran inside the Spark ML step {@code id} (forgets it): 0 when none. */
+  public synchronized int takeMlJobs(String id) {
+    Integer n = mlJobs.remove(id);
+    return n == null ? 0 : n;
   }
 
   @Override
