@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipetrace import run_record
 from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
@@ -36,6 +37,7 @@ from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter, ingest
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.resume import resume_point
+from pipetrace.runs_table import commit_record as commit_runs_record
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 
@@ -176,6 +178,26 @@ def _driver_account(run_dir: Path) -> tuple[int, str | None]:
                    "missing (a driver killed, or a spool that stopped taking writes)")
 
 
+def _write_end(run_dir: Path, code: int) -> None:
+    """The run's end in its record: SUCCEEDED on 0, KILLED by a signal, FAILED otherwise."""
+    if code < 0:
+        run_record.write_end(run_dir, status="KILLED", exit_code=128 - code,
+                             end_reason=f"the script was ended by signal {-code}")
+    else:
+        run_record.write_end(run_dir, status="SUCCEEDED" if code == 0 else "FAILED",
+                             exit_code=code)
+
+
+def _commit_record_without_driver(run_dir: Path, table: str) -> None:
+    """A script that never started Spark has no driver and no manifest, but it ran: its
+    record is committed here (ingest commits the others with their steps)."""
+    if not run_dir.is_dir() or (run_dir / sp.MANIFEST).exists():
+        return
+    with sp.commit_lock(run_dir):
+        if commit_runs_record(run_dir, table):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _require_java() -> None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").is_file():
@@ -237,6 +259,8 @@ def run_script(
         child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri,
         resume=resume)
 
+    # The run's own record (pipeline_runs) starts now: `pipetrace run`'s start is the session's.
+    run_record.write_start(spool / rid, mode="run", argv=list(args), script=script)
     reports: list[IngestResult] = []
     stop = threading.Event()
     committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
@@ -257,9 +281,11 @@ def run_script(
     # steps of the last actions stay behind in the spool.
     _wait_for_driver(spool / rid, _DRIVER_EXIT_S)
     dropped, drop_reason = _driver_account(spool / rid)
+    _write_end(spool / rid, code)
     commit_error = None
     try:
         reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
+        _commit_record_without_driver(spool / rid, table_uri)
     except (PipetraceError, OSError) as exc:
         commit_error = str(exc)  # the script's outcome stands; the steps wait in the spool
     return RunResult(

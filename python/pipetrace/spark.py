@@ -30,6 +30,7 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
+from pipetrace import session_facts
 from pipetrace._jvm import JvmBridge
 from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
@@ -118,6 +119,9 @@ class Handle:
         self._stop = threading.Event()
         self._ready = threading.Event()  # set once the writer is prepared (dead runs recovered)
         self._detached = False
+        # The run's record (pipeline_runs) is this handle's to end when it started the run.
+        self._record_dir: Path | None = (Path(info["spool_dir"]) if info.get("mode") == "attach"
+                                         and not info.get("already_attached") else None)
         self._thread = threading.Thread(target=self._commit_loop, args=(commit_interval,),
                                         name=f"pipetrace-commit-{self.run_id}", daemon=True)
         self._thread.start()
@@ -230,7 +234,12 @@ class Handle:
         if self._detached:
             return FlushResult(self.run_id, 0, 0, 0, False)
         deadline = time.monotonic() + timeout
+        if self._record_dir is not None:
+            # The notebook's cells so far, for the driver to redact into the run's record.
+            session_facts.record_cells(self._record_dir)
         status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
+        if self._record_dir is not None:
+            session_facts.record_end(self._record_dir)
         self._detached = True
         self._stop.set()
         self._thread.join(max(deadline - time.monotonic(), 0.0))
@@ -404,6 +413,8 @@ def attach(
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:
         return existing
+    if info.get("mode") == "attach" and not info.get("already_attached"):
+        session_facts.record_start(Path(info["spool_dir"]))
     table_used = info.get("table") or resolved_table
     writer_of_run: Writer = (
         SparkWriter(bridge, info, table_used, spark=spark)

@@ -49,6 +49,7 @@ public final class Bridge {
         Settings settings = Settings.fromJson(settingsJson, session.sparkContext().getConf());
         ExecutionTracker tracker = ExecutionTracker.forContext(session.sparkContext());
         Run run = Run.open(settings, session.sparkContext().applicationId());
+        run.record.session("attach", session.sparkContext(), session.sessionState().conf());
         PipetraceListener listener = new PipetraceListener(run, tracker);
         DatabricksContext.register(session.sparkContext());
         session.listenerManager().register(listener);
