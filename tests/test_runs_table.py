@@ -114,6 +114,15 @@ def test_pipetrace_run_records_the_run(tmp_path: Path, outcome: str) -> None:
     assert row["host"] == socket.gethostname()
     assert row["app_id"] == steps[0]["app_id"]
     assert row["capture_warnings"] is None
+    # The shipped audit query reads the record beside the steps.
+    audit = _cli("audit", "run-record", "--run-id", f"runs-{outcome}", "--format", "json",
+                 env=env)
+    assert audit.returncode == 0, audit.stderr
+    [record] = json.loads(audit.stdout)
+    assert (record["steps_captured"], record["steps_in_table"]) == (2, 2)
+    assert (record["status"], record["shuffle_partitions"], record["ansi_enabled"]) == (
+        row["status"], "7", "false")
+    assert record["script_sha256"] == row["script_sha256"]
     # Committed once: ingesting again adds nothing, and the spool keeps nothing of the run.
     assert _cli("ingest", env=env).returncode == 0
     assert len(_runs(home / "pipeline_runs")) == 1

@@ -1,15 +1,16 @@
 """The audit queries shipped as SQL files (``resources/sql/``), run locally with DataFusion.
 
 The same files are the Databricks bundle's SQL tasks. They use Databricks SQL's named
-parameters: ``IDENTIFIER(:steps_table)`` for the table and ``:run_id``; locally the table is
-registered as ``pipeline_steps`` and parameters become quoted literals. Where the dialects differ
+parameters: ``IDENTIFIER(:steps_table)`` for the table (``IDENTIFIER(:runs_table)`` for its run
+records) and ``:run_id``; locally the tables are registered as ``pipeline_steps`` and
+``pipeline_runs`` and parameters become quoted literals. Where the dialects differ
 (``LATERAL VIEW explode`` vs ``unnest``) a ``<name>.datafusion.sql`` twin is used locally.
 
 Example::
 
     >>> from pipetrace.audit import QUERIES
     >>> sorted(QUERIES)
-    ['failed', 'fingerprint-changes', 'lineage', 'run-steps', 'runs']
+    ['failed', 'fingerprint-changes', 'lineage', 'run-record', 'run-steps', 'runs']
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow as pa
 
 from pipetrace.errors import ConfigError
 from pipetrace.query import latest_run_id, sql
+from pipetrace.runs_table import RUNS_TABLE_NAME
 from pipetrace.schema import TABLE_NAME
 
 __all__ = ["QUERIES", "audit", "query_text"]
@@ -32,6 +34,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "failed": ("failed", ()),
     "lineage": ("lineage", ("run_id",)),
     "fingerprint-changes": ("fingerprint_changes", ("run_id",)),
+    "run-record": ("run_record", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -61,7 +64,8 @@ def _bind(text: str, params: dict[str, str]) -> str:
         return "'" + params[key].replace("'", "''") + "'"
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    local = body.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
+    local = (body.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
+             .replace("IDENTIFIER(:runs_table)", RUNS_TABLE_NAME))
     return _PARAM.sub(literal, local)
 
 
