@@ -252,3 +252,66 @@ def test_a_run_whose_end_was_never_seen_gets_a_row_by_recovery(tmp_path: Path,
     assert row["spark_version"] and row["java_version"]
     assert not (spool / "killed-1").exists()
     shutil.rmtree(spool, ignore_errors=True)
+
+
+def test_sparks_writer_commits_the_record_once(spark: Any, tmp_path: Path) -> None:
+    """writer='spark' (here with the json format: Delta runs in the Delta lane)."""
+    from pipetrace.spark_writer import recover_with_spark
+
+    target = tmp_path / "steps_json"
+    trace = pipetrace.attach(spark, table=str(target), spool=str(tmp_path / "spool"),
+                             run_id=f"sw-{uuid.uuid4().hex[:6]}", writer="spark", format="json")
+    spark.range(4).count()
+    trace.flush()
+    trace.detach()
+    trace.detach()
+    recover_with_spark(spark, table=str(target), spool=tmp_path / "spool", format="json")
+    rows = [r.asDict() for r in spark.read.json(str(tmp_path / "steps_json_runs")).collect()]
+    assert [(r["run_id"], r["mode"], r["status"], r["steps"]) for r in rows] == [
+        (trace.run_id, "attach", "SUCCEEDED", 1)]
+    assert not (tmp_path / "spool" / trace.run_id).exists()
+
+
+CONF_ONLY = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+spark.conf.set("spark.sql.session.timeZone", "Asia/Tokyo")
+print("rows", spark.range(9).count())
+"""
+
+
+def test_a_run_captured_by_configuration_alone_gets_its_row(tmp_path: Path) -> None:
+    """The init-script path: no Python side. The driver records the run (its end is the
+    application's); the steps and the record wait in the spool for `pipetrace ingest`."""
+    from pipetrace._jvm import LISTENER_CLASS, jar_path
+
+    script = tmp_path / "job.py"
+    script.write_text(CONF_ONLY)
+    env = env_for(tmp_path / "home")
+    env["PYSPARK_SUBMIT_ARGS"] = (
+        f"--driver-class-path {jar_path()} "
+        f"--conf spark.sql.queryExecutionListeners={LISTENER_CLASS} "
+        f"--conf spark.pipetrace.spool={tmp_path / 'spool'} --conf spark.pipetrace.run_id=conf-1 "
+        "--conf spark.pipetrace.tags=team=risk pyspark-shell")
+    before = datetime.now(timezone.utc)
+    job = subprocess.run([sys.executable, str(script)], env=env, text=True, capture_output=True,
+                         timeout=300, check=False)
+    after = datetime.now(timezone.utc)
+    assert job.returncode == 0 and "rows 9" in job.stdout, job.stderr[-3000:]
+    env.pop("PYSPARK_SUBMIT_ARGS")
+    table = tmp_path / "audit" / "pipeline_steps"
+    for _ in range(2):  # twice: one row
+        done = _cli("ingest", "--spool", str(tmp_path / "spool"), "--table", str(table), env=env)
+        assert done.returncode == 0, done.stderr
+    [row] = _runs(tmp_path / "audit" / "pipeline_runs")
+    steps = _steps(table, "conf-1")
+    assert (row["run_id"], row["mode"], row["status"]) == ("conf-1", "conf", "UNKNOWN")
+    assert "no view of its exit status" in row["end_reason"]
+    # The Spark application's start and end bound the session.
+    assert before <= row["started_at"] <= steps[0]["started_at"]
+    assert steps[-1]["captured_at"] <= row["ended_at"] <= after
+    assert dict(row["spark_conf"])["spark.sql.session.timeZone"] == "Asia/Tokyo"
+    assert (row["steps"], row["failed_steps"]) == (len(steps), 0) == (1, 0)
+    assert row["python_version"] is None and row["argv"] is None  # no Python side
+    assert row["java_version"] and row["spark_version"] == steps[0]["spark_version"]
+    assert dict(row["tags"]) == {"team": "risk"}

@@ -187,6 +187,22 @@ public final class Bridge {
     }
   }
 
+  /**
+   * Write a run's assembled pipeline_runs row (python/pipetrace/run_record.py) beside
+   * {@code stepsTable} with Spark's writer, exactly once (see RecordSink).
+   */
+  public String commitRecord(SparkSession session, String stepsTable, String format,
+      String rowJson, long version) {
+    try {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("written", io.pipetrace.sink.RecordSink.commit(session, stepsTable, format, rowJson,
+          version));
+      return JSON.writeValueAsString(m);
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
   public String status(String runId) {
     try {
       Map<String, Object> m = status(Run.get(runId));

@@ -35,8 +35,8 @@ import org.apache.spark.sql.internal.SQLConf;
  * never on Spark's listener thread per step; failures are logged once and never thrown.
  */
 public final class RunRecord {
-  static final String FILE = "record.json";
-  static final String PY_FILE = "record.py.json";
+  public static final String FILE = "record.json";
+  public static final String PY_FILE = "record.py.json";
   /** Settings recorded with their effective value even when nobody set them. */
   static final String[] KEY_SETTINGS = {"spark.sql.ansi.enabled", "spark.sql.session.timeZone",
       "spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled"};
@@ -53,6 +53,7 @@ public final class RunRecord {
   private volatile WeakReference<SQLConf> conf = new WeakReference<>(null);
   private volatile WeakReference<SparkContext> context = new WeakReference<>(null);
   private volatile Map<String, String> stepContext;  // the first step's Databricks context
+  private boolean ended;                  // its end is written; later closes keep it
 
   RunRecord(Run run) {
     this.run = run;
@@ -91,9 +92,27 @@ public final class RunRecord {
 
   /** The run closes: its end, counts and settings; then the redacted Python facts. */
   void close() {
-    if (mode != null) {
-      write(true);
+    end();
+  }
+
+  /**
+   * Write the record's end now, once (Spark's writer commits a JVM-only run's row before the
+   * run closes, while Spark can still write); false when the run recorded no session.
+   */
+  public synchronized boolean end() {
+    if (mode == null) {
+      return false;
     }
+    if (!ended) {
+      write(true);
+      ended = true;
+    }
+    return true;
+  }
+
+  /** The Delta txn version of the record's row: its start in ms. */
+  public long version() {
+    return version;
   }
 
   /** A run id continued in a new session before its record was committed: one record. */
