@@ -123,6 +123,13 @@ def test_pipetrace_run_records_the_run(tmp_path: Path, outcome: str) -> None:
     assert (record["status"], record["shuffle_partitions"], record["ansi_enabled"]) == (
         row["status"], "7", "false")
     assert record["script_sha256"] == row["script_sha256"]
+    # The README's query of the record.
+    queried = _cli("sql", "--format", "json", "SELECT run_id, status, exit_code, started_at, "
+                   "ended_at, script_sha256 FROM pipeline_runs", env=env)
+    assert queried.returncode == 0, queried.stderr
+    assert [(r["run_id"], r["status"], r["exit_code"], r["script_sha256"])
+            for r in json.loads(queried.stdout)] == [
+        (row["run_id"], row["status"], row["exit_code"], row["script_sha256"])]
     # Committed once: ingesting again adds nothing, and the spool keeps nothing of the run.
     assert _cli("ingest", env=env).returncode == 0
     assert len(_runs(home / "pipeline_runs")) == 1
