@@ -322,3 +322,21 @@ def test_a_run_captured_by_configuration_alone_gets_its_row(tmp_path: Path) -> N
     assert row["python_version"] is None and row["argv"] is None  # no Python side
     assert row["java_version"] and row["spark_version"] == steps[0]["spark_version"]
     assert dict(row["tags"]) == {"team": "risk"}
+
+
+def test_a_script_that_never_starts_spark_still_gets_its_row(tmp_path: Path) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import sys\nsys.exit(4)\n")
+    env = env_for(tmp_path / "home")
+    run = _cli("run", "--run-id", "nospark-1", str(script), "x", env=env)
+    assert run.returncode == 4, run.stderr[-3000:]
+    assert "dropped" not in run.stderr and "unconfirmed" not in run.stderr
+    [row] = _runs(tmp_path / "home" / "pipeline_runs")
+    assert (row["run_id"], row["mode"], row["status"], row["exit_code"]) == (
+        "nospark-1", "run", "FAILED", 4)
+    assert row["script_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
+    # No driver redacted the arguments: they are not recorded, and the row says so.
+    assert row["argv"] is None and row["script_text"] is None
+    assert "argv" in " ".join(row["capture_warnings"])
+    assert row["spark_version"] is None and row["python_version"] == platform.python_version()
+    assert not (tmp_path / "home" / "spool" / "nospark-1").exists()

@@ -168,7 +168,7 @@ def _wait_for_driver(run_dir: Path, timeout: float) -> None:
 
 def _driver_account(run_dir: Path) -> tuple[int, str | None]:
     """The dropped steps the driver reported when its run closed (``closed.json``)."""
-    if not run_dir.exists():
+    if not (run_dir / sp.MANIFEST).exists():
         return 0, None  # the script never started Spark: nothing to capture, nothing lost
     try:
         account = json.loads((run_dir / "closed.json").read_text(encoding="utf-8"))
