@@ -168,7 +168,10 @@ def _wait_for_driver(run_dir: Path, timeout: float) -> None:
 
 def _driver_account(run_dir: Path) -> tuple[int, str | None]:
     """The dropped steps the driver reported when its run closed (``closed.json``)."""
-    if not (run_dir / sp.MANIFEST).exists():
+    started = run_dir.exists() and not (
+        run_dir.is_dir() and not (run_dir / sp.WRITER_LOCK).exists()
+        and not (run_dir / sp.MANIFEST).exists())  # only the run's record, made by the runner
+    if not started:
         return 0, None  # the script never started Spark: nothing to capture, nothing lost
     try:
         account = json.loads((run_dir / "closed.json").read_text(encoding="utf-8"))
