@@ -81,11 +81,14 @@ def test_audit_queries(spark, tmp_path):
     # as a view over its (append-only, so all live) parquet files, the parameters as Spark's
     # named parameters.
     spark.read.parquet(table).createOrReplaceTempView("audit_steps")
+    spark.read.parquet(str(tmp_path / "pipeline_runs")).createOrReplaceTempView("audit_runs")
     written = next(r["output_name"] for r in lineage if r["output_name"])
     values = {"run_id": runs[1], "output": written, "column": "id"}
     for name, (stem, params) in QUERIES.items():
         text = (resources.files("pipetrace") / "resources" / "sql" / f"{stem}.sql").read_text()
         args = {"steps_table": "audit_steps", **{p: values[p] for p in params}}
+        if ":runs_table" in text:
+            args["runs_table"] = "audit_runs"
         rows = spark.sql(text, args=args).collect()
         local = _audit(table, name, *_options({p: values[p] for p in params}))
         assert len(rows) == len(local), name

@@ -31,7 +31,7 @@ args = shlex.split(os.environ["PYSPARK_SUBMIT_ARGS"])
 conf = dict(a.split("=", 1) for a in args if a.startswith("spark."))
 Path(sys.argv[3]).write_text(os.environ["PYSPARK_SUBMIT_ARGS"])
 run = Path(conf["spark.pipetrace.spool"]) / conf["spark.pipetrace.run_id"]
-run.mkdir(parents=True)
+run.mkdir(parents=True, exist_ok=True)  # as the JVM: `pipetrace run` made it
 (run / "writer.lock").touch()
 (run / "run.json").write_text(json.dumps({"run_id": run.name, "schema_version": 1,
                                           "table": conf["spark.pipetrace.table"]}))

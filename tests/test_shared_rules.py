@@ -20,7 +20,7 @@ import pytest
 from pipetrace import rules, spool
 from pipetrace._jvm import JvmBridge
 from pipetrace.keys import ENV_VAR, key_id, load_key, mac
-from pipetrace.locations import is_local, is_table_name, resolve_spool
+from pipetrace.locations import is_local, is_table_name, resolve_spool, runs_table
 from pipetrace.runner import new_run_id
 from pipetrace.schema import SCHEMA_VERSION, delta_schema, rows_to_arrow
 from pipetrace.verify import row_hash
@@ -73,6 +73,11 @@ def test_python_segment_numbers(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("text", "generated"), RUN_IDS)
 def test_python_run_id_shape(text: str, generated: bool) -> None:
     assert bool(rules.RUN_ID.fullmatch(text)) is generated
+
+
+@pytest.mark.parametrize(("steps", "runs"), CASES["runs_tables"])
+def test_python_runs_table_beside_the_steps_table(steps: str, runs: str) -> None:
+    assert runs_table(steps) == runs
 
 
 def test_python_generates_run_ids_of_the_shape() -> None:
@@ -136,6 +141,11 @@ def test_java_table_names_and_locations(jvm: JvmBridge) -> None:
         [is_name for _, is_name in TABLE_NAMES]
     assert [jvm.rule("is_remote", text) for text, _ in LOCATIONS] == \
         [remote for _, remote in LOCATIONS]
+
+
+def test_java_runs_tables(jvm: JvmBridge) -> None:
+    assert [jvm.rule("runs_table", steps) for steps, _ in CASES["runs_tables"]] == \
+        [runs for _, runs in CASES["runs_tables"]]
 
 
 def test_java_segments(jvm: JvmBridge) -> None:

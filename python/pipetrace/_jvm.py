@@ -298,6 +298,12 @@ class JvmBridge:
         return self._answer(self._bridge.mlStep(self._jss, training_qe, output_qe,
                                                 json.dumps(payload)))
 
+    def commit_record(self, table: str, format: str, row_json: str,  # noqa: A002
+                      version: int) -> dict[str, Any]:
+        """Write a run's pipeline_runs row beside ``table`` with Spark's writer, exactly once."""
+        return self._answer(self._bridge.commitRecord(self._jss, table, format, row_json,
+                                                      version))
+
     def internal_session(self) -> Any:
         """A JVM session of pipetrace's own on this context, whose actions are never steps."""
         return self._bridge.internalSession(self._jss)

@@ -1,8 +1,9 @@
 """The audit queries shipped as SQL files (``resources/sql/``), run locally with DataFusion.
 
 The same files are the Databricks bundle's SQL tasks. They use Databricks SQL's named
-parameters: ``IDENTIFIER(:steps_table)`` for the table and ``:run_id``; locally the table is
-registered as ``pipeline_steps`` and parameters become quoted literals. Where the dialects differ
+parameters: ``IDENTIFIER(:steps_table)`` for the table (``IDENTIFIER(:runs_table)`` for its run
+records) and ``:run_id``; locally the tables are registered as ``pipeline_steps`` and
+``pipeline_runs`` and parameters become quoted literals. Where the dialects differ
 (``LATERAL VIEW explode`` vs ``unnest``) a ``<name>.datafusion.sql`` twin is used locally.
 
 Example::
@@ -21,6 +22,7 @@ import pyarrow as pa
 
 from pipetrace.errors import ConfigError
 from pipetrace.query import latest_run_id, sql
+from pipetrace.runs_table import RUNS_TABLE_NAME
 from pipetrace.schema import TABLE_NAME
 
 __all__ = ["QUERIES", "audit", "query_text"]
@@ -36,6 +38,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "step-sources": ("step_sources", ("run_id",)),
     "column-lineage": ("column_lineage", ("run_id", "output", "column")),
     "models": ("models", ("run_id",)),
+    "run-record": ("run_record", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -65,7 +68,8 @@ def _bind(text: str, params: dict[str, str]) -> str:
         return "'" + params[key].replace("'", "''") + "'"
 
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    local = body.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
+    local = (body.replace("IDENTIFIER(:steps_table)", TABLE_NAME)
+             .replace("IDENTIFIER(:runs_table)", RUNS_TABLE_NAME))
     return _PARAM.sub(literal, local)
 
 

@@ -173,11 +173,12 @@ def status_cmd(spool: str | None, table: str | None, fmt: str) -> int:
     for r in runs:
         segments = f"{r.sealed_segments}" + (f" + {r.open_segments} open" if r.open_segments else "")
         error = Text(_shorten(r.last_error or "", 160), style="red")
-        view.add_row(r.run_id, "alive" if r.writer == "alive" else "gone", str(r.pending_steps),
+        pending = str(r.pending_steps) + (" + run record" if r.record_pending else "")
+        view.add_row(r.run_id, "alive" if r.writer == "alive" else "gone", pending,
                      segments, str(r.quarantined or ""), str(r.failed_attempts or ""), error)
     Console().print(view)
-    if any(r.writer != "alive" and r.pending_steps for r in runs):
-        _err(f"commit the pending steps of finished runs with: pipetrace recover"
+    if any(r.writer != "alive" and (r.pending_steps or r.record_pending) for r in runs):
+        _err(f"commit the pending steps (and run records) of finished runs with: pipetrace recover"
              f"{_table_flag(table)}")
     return 0
 

@@ -35,8 +35,12 @@ def is_steps_schema(field_names: list[str]) -> bool:
     return all(name in field_names for name in _REQUIRED)
 
 
-def check_location(table: str) -> None:
+def check_location(table: str, *, required: tuple[str, ...] = _REQUIRED,
+                   kind: str = "pipeline_steps") -> None:
     """Raise :class:`ConfigError` when ``table`` (a normalized location) holds other data.
+
+    ``required``/``kind``: the columns and name of the table meant to be there (pipeline_runs
+    passes its own).
 
     Local paths are checked: a file, a non-empty directory that is not a Delta table, and a
     Delta table without pipeline_steps' columns are refused. Catalog names and remote paths
@@ -54,10 +58,10 @@ def check_location(table: str) -> None:
     log = path / "_delta_log"
     if log.is_dir():
         names = _delta_columns(table)
-        if names is not None and not is_steps_schema(names):
+        if names is not None and not all(name in names for name in required):
             raise ConfigError(
                 f"{table} is a Delta table of other data (columns {', '.join(names[:8])}), not "
-                "a pipeline_steps table: pipetrace will not write into it. Choose another "
+                f"a {kind} table: pipetrace will not write into it. Choose another "
                 "location with --table / PIPETRACE_TABLE")
         return
     others = sorted(p.name for p in path.iterdir())
@@ -65,7 +69,7 @@ def check_location(table: str) -> None:
         listed = ", ".join(others[:_MAX_LISTED]) + (", ..." if len(others) > _MAX_LISTED else "")
         raise ConfigError(
             f"{table} already holds other data ({listed}) and is not a Delta table: pipetrace "
-            "will not turn it into its audit table. Choose a new or empty directory with "
+            f"will not turn it into its {kind} table. Choose a new or empty directory with "
             "--table / PIPETRACE_TABLE")
 
 

@@ -39,6 +39,7 @@ from pipetrace.locations import (
     resolve_spool,
     resolve_table,
 )
+from pipetrace.runs_table import commit_record
 from pipetrace.schema import (
     SCHEMA_VERSION,
     TABLE_NAME,
@@ -91,6 +92,7 @@ class IngestResult:
     skipped: list[SkippedRun] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     already_committed: int = 0
+    records: int = 0  # runs whose row was committed to pipeline_runs by this call
     removed_runs: list[str] = field(default_factory=list)
     # The table as this call opened it: pass it back as ingest(opened=...) to commit again
     # without replaying the Delta log.
@@ -304,6 +306,9 @@ def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestRes
             return  # another committer finished and removed the run while we waited
         try:
             _commit_run(run_dir, manifest, dt, table_uri, result)
+            # The run's own row (pipeline_runs), once the run is over.
+            if commit_record(run_dir, table_uri):
+                result.records += 1
         except (TableError, OSError) as exc:
             sp.record_error(run_dir, str(exc))
             raise

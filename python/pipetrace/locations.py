@@ -18,12 +18,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from pipetrace.errors import ConfigError
-from pipetrace.rules import BLANK, LOCAL_SCHEME, REMOTE_LOCATION
+from pipetrace.rules import BLANK, LOCAL_SCHEME, REMOTE_LOCATION, RUNS_TABLE
 from pipetrace.rules import TABLE_NAME as _TABLE_NAME
 from pipetrace.schema import TABLE_NAME
 
 __all__ = ["home", "is_local", "is_table_name", "normalize_table", "resolve_spool",
-           "resolve_table"]
+           "resolve_table", "runs_table"]
 
 # NUL and other control characters (newlines, tabs...): a typo or a pasting accident, never a path
 _ILLEGAL = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,6 +42,36 @@ def is_table_name(table: str) -> bool:
         (True, False)
     """
     return bool(_TABLE_NAME.fullmatch(table.strip(BLANK)))
+
+
+def runs_table(steps: str) -> str:
+    """The run-record table (``pipeline_runs``) beside the steps table ``steps``.
+
+    The last name part ``pipeline_steps`` (a path's last folder, a catalog name's table)
+    becomes ``pipeline_runs``; any other gets the suffix ``_runs`` (rules.json ``runs_table``,
+    the JVM's ``Rules.runsTable``).
+
+    Example::
+
+        >>> runs_table("/data/pipeline_steps"), runs_table("main.audit.pipeline_steps")
+        ('/data/pipeline_runs', 'main.audit.pipeline_runs')
+        >>> runs_table("/data/audit/"), runs_table("main.a.`t.1`")
+        ('/data/audit_runs', 'main.a.`t.1_runs`')
+    """
+    text = steps.strip(BLANK)
+    name = is_table_name(text)
+    if not name:
+        while len(text) > 1 and text.endswith("/"):
+            text = text[:-1]
+    if name and text.endswith("`"):  # a backticked table part may hold dots itself
+        cut = text.rfind("`", 0, len(text) - 1) - 1
+    else:
+        cut = text.rfind(".") if name else text.rfind("/")
+    head, last = text[: cut + 1], text[cut + 1:]
+    quote = "`" if name and len(last) > 1 and last.startswith("`") and last.endswith("`") else ""
+    bare = last[1:-1] if quote else last
+    runs = RUNS_TABLE["runs_name"] if bare == RUNS_TABLE["steps_name"] else bare + RUNS_TABLE["suffix"]
+    return f"{head}{quote}{runs}{quote}"
 
 
 def home() -> Path:

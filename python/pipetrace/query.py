@@ -17,7 +17,8 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from pipetrace.errors import QueryError, TableError
-from pipetrace.locations import resolve_table
+from pipetrace.locations import resolve_table, runs_table
+from pipetrace.runs_table import RUNS_TABLE_NAME
 from pipetrace.schema import TABLE_NAME
 
 __all__ = ["latest_run_id", "open_table", "sql", "steps"]
@@ -41,17 +42,33 @@ def open_table(table: str | None = None) -> DeltaTable:
         raise TableError(f"cannot open the {TABLE_NAME} table at {uri}: {exc}") from exc
 
 
+def _with_runs(builder: QueryBuilder, query: str, table: str | None) -> QueryBuilder:
+    """Register the run records (``pipeline_runs``, beside the steps table) for a query that
+    names them."""
+    if RUNS_TABLE_NAME not in query:
+        return builder
+    uri = runs_table(resolve_table(table))
+    try:
+        return builder.register(RUNS_TABLE_NAME, DeltaTable(uri))
+    except TableNotFoundError:
+        raise TableError(f"no {RUNS_TABLE_NAME} table at {uri} yet: a run's row is written "
+                         "when it ends (pipetrace run, detach()) or by `pipetrace recover`") from None
+    except (DeltaError, OSError) as exc:
+        raise TableError(f"cannot open the {RUNS_TABLE_NAME} table at {uri}: {exc}") from exc
+
+
 def sql(query: str, *, table: str | None = None) -> pa.Table:
-    """Run a SQL query in which the table is called ``pipeline_steps``; return Arrow.
+    """Run a SQL query in which the table is called ``pipeline_steps`` (and the run records
+    beside it ``pipeline_runs``); return Arrow.
 
     Example::
 
         >>> sql("SELECT count(*) AS n FROM pipeline_steps").column("n")[0].as_py()  # doctest: +SKIP
         12
     """
-    dt = open_table(table)
+    builder = _with_runs(QueryBuilder().register(TABLE_NAME, open_table(table)), query, table)
     try:
-        reader = QueryBuilder().register(TABLE_NAME, dt).execute(query)
+        reader = builder.execute(query)
         result = pa.table(reader.read_all())
     except Exception as exc:  # DataFusion raises plain Exception subclasses for SQL errors
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

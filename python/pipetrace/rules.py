@@ -17,7 +17,8 @@ import re
 from importlib import resources
 from typing import Any
 
-__all__ = ["BLANK", "LOCAL_SCHEME", "REMOTE_LOCATION", "RUN_ID", "SEGMENT", "TABLE_NAME"]
+__all__ = ["BLANK", "LOCAL_SCHEME", "REMOTE_LOCATION", "RUNS_TABLE", "RUN_ID", "SEGMENT",
+           "TABLE_NAME"]
 
 
 def _load() -> dict[str, Any]:
@@ -38,3 +39,5 @@ SEGMENT: re.Pattern[str] = re.compile(_RULES["segment"]["pattern"])
 RUN_ID: re.Pattern[str] = re.compile(_RULES["run_id"]["pattern"])
 #: The characters stripped around a setting's text (``str.strip(BLANK)``).
 BLANK: str = _RULES["blank"]["chars"]
+#: Where a run's record lives beside its steps table: ``steps_name``, ``runs_name``, ``suffix``.
+RUNS_TABLE: dict[str, str] = {k: v for k, v in _RULES["runs_table"].items() if k != "_comment"}

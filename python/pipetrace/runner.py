@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipetrace import run_record
 from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
@@ -37,6 +38,7 @@ from pipetrace.ingest import IngestResult, RunCommitter, ingest
 from pipetrace.launch import MEASURE_ENV
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.resume import resume_point
+from pipetrace.runs_table import commit_record as commit_runs_record
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 
@@ -167,7 +169,10 @@ def _wait_for_driver(run_dir: Path, timeout: float) -> None:
 
 def _driver_account(run_dir: Path) -> tuple[int, str | None]:
     """The dropped steps the driver reported when its run closed (``closed.json``)."""
-    if not run_dir.exists():
+    started = run_dir.exists() and not (
+        run_dir.is_dir() and not (run_dir / sp.WRITER_LOCK).exists()
+        and not (run_dir / sp.MANIFEST).exists())  # only the run's record, made by the runner
+    if not started:
         return 0, None  # the script never started Spark: nothing to capture, nothing lost
     try:
         account = json.loads((run_dir / "closed.json").read_text(encoding="utf-8"))
@@ -175,6 +180,26 @@ def _driver_account(run_dir: Path) -> tuple[int, str | None]:
     except (OSError, ValueError, AttributeError) as exc:
         return 0, (f"the Spark driver did not confirm its capture ({exc}): steps may be "
                    "missing (a driver killed, or a spool that stopped taking writes)")
+
+
+def _write_end(run_dir: Path, code: int) -> None:
+    """The run's end in its record: SUCCEEDED on 0, KILLED by a signal, FAILED otherwise."""
+    if code < 0:
+        run_record.write_end(run_dir, status="KILLED", exit_code=128 - code,
+                             end_reason=f"the script was ended by signal {-code}")
+    else:
+        run_record.write_end(run_dir, status="SUCCEEDED" if code == 0 else "FAILED",
+                             exit_code=code)
+
+
+def _commit_record_without_driver(run_dir: Path, table: str) -> None:
+    """A script that never started Spark has no driver and no manifest, but it ran: its
+    record is committed here (ingest commits the others with their steps)."""
+    if not run_dir.is_dir() or (run_dir / sp.MANIFEST).exists():
+        return
+    with sp.commit_lock(run_dir):
+        if commit_runs_record(run_dir, table):
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _require_java() -> None:
@@ -249,6 +274,8 @@ def run_script(
         child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri,
         resume=resume)
 
+    # The run's own record (pipeline_runs) starts now: `pipetrace run`'s start is the session's.
+    run_record.write_start(spool / rid, mode="run", argv=list(args), script=script)
     reports: list[IngestResult] = []
     stop = threading.Event()
     committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
@@ -276,9 +303,11 @@ def run_script(
     # steps of the last actions stay behind in the spool.
     _wait_for_driver(spool / rid, _DRIVER_EXIT_S)
     dropped, drop_reason = _driver_account(spool / rid)
+    _write_end(spool / rid, code)
     commit_error = None
     try:
         reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
+        _commit_record_without_driver(spool / rid, table_uri)
     except (PipetraceError, OSError) as exc:
         commit_error = str(exc)  # the script's outcome stands; the steps wait in the spool
     return RunResult(

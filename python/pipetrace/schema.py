@@ -196,8 +196,9 @@ def _coerce_fields(obj: dict[str, Any], fields: list[pa.Field], prefix: str) -> 
     return out
 
 
-def rows_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
-    """Convert step objects (parsed spool JSON lines) into an Arrow table of the schema.
+def rows_to_arrow(rows: list[dict[str, Any]], *, schema: pa.Schema | None = None) -> pa.Table:
+    """Convert step objects (parsed spool JSON lines) into an Arrow table of the schema
+    (``schema``: another table's, e.g. pipeline_runs').
 
     Missing keys become null; ISO timestamps become UTC timestamps; maps are JSON objects.
     A row that does not fit raises :class:`SpoolError` naming the row and the field.
@@ -209,7 +210,7 @@ def rows_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
         >>> t.num_rows, t.column("action")[0].as_py()
         (1, None)
     """
-    schema = arrow_schema()
+    schema = schema if schema is not None else arrow_schema()
     fields = list(schema)
     checked = []
     for index, row in enumerate(rows):
@@ -222,4 +223,4 @@ def rows_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
     try:
         return pa.Table.from_pylist(checked, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # defensive: _coerce should catch all
-        raise SpoolError(f"steps do not fit the pipeline_steps schema: {exc}") from exc
+        raise SpoolError(f"rows do not fit the table's schema: {exc}") from exc

@@ -30,7 +30,7 @@ import pandas as pd
 # exit-time commit of a run would fail. Import them now, while that is still allowed.
 import pyarrow.pandas_compat  # noqa: F401
 
-from pipetrace import hooks, ml
+from pipetrace import hooks, ml, session_facts
 from pipetrace._jvm import JvmBridge
 from pipetrace.delta_rs_writer import DeltaRsWriter
 from pipetrace.errors import ConfigError, PipetraceError
@@ -122,6 +122,9 @@ class Handle:
         # The agent's line on every action and step (pipetrace.hooks), until detach().
         self.measure_steps = measure_steps
         hooks.install(measure_steps=measure_steps)
+        # The run's record (pipeline_runs) is this handle's to end when it started the run.
+        self._record_dir: Path | None = (Path(info["spool_dir"]) if info.get("mode") == "attach"
+                                         and not info.get("already_attached") else None)
         self._thread = threading.Thread(target=self._commit_loop, args=(commit_interval,),
                                         name=f"pipetrace-commit-{self.run_id}", daemon=True)
         self._thread.start()
@@ -235,7 +238,12 @@ class Handle:
             return FlushResult(self.run_id, 0, 0, 0, False)
         deadline = time.monotonic() + timeout
         hooks.uninstall(measure_steps=self.measure_steps)
+        if self._record_dir is not None:
+            # The notebook's cells so far, for the driver to redact into the run's record.
+            session_facts.record_cells(self._record_dir)
         status = self._bridge_call(lambda: self._bridge.detach(int(timeout * 1000)))
+        if self._record_dir is not None:
+            session_facts.record_end(self._record_dir)
         self._detached = True
         ml.uninstall()
         self._stop.set()
@@ -419,6 +427,8 @@ def attach(
     existing = _LIVE.get((app, info["run_id"]))
     if existing is not None and not existing._detached:
         return existing
+    if info.get("mode") == "attach" and not info.get("already_attached"):
+        session_facts.record_start(Path(info["spool_dir"]))
     table_used = info.get("table") or resolved_table
     writer_of_run: Writer = (
         SparkWriter(bridge, info, table_used, spark=spark)

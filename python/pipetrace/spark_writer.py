@@ -15,14 +15,16 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipetrace import run_record
 from pipetrace import spool as sp
-from pipetrace.errors import SpoolError, TableError
+from pipetrace.errors import PipetraceError, SpoolError, TableError
 from pipetrace.ingest import IngestResult
 from pipetrace.locations import is_table_name, resolve_spool, resolve_table
 from pipetrace.recover import dead_runs
@@ -76,12 +78,34 @@ def recover_with_spark(
                 sp.record_error(run_dir, message)
                 raise TableError(message)
             sp.clear_error(run_dir)
+            if _commit_record(bridge, run_dir, target, format):
+                result.records += 1
             result.steps += int(stats.get("sink_committed_steps", 0))
             result.segments += segments - int(stats.get("sink_quarantined_segments", 0))
             result.runs.append(run_id)
             if sp.remove_run_if_done(run_dir):
                 result.removed_runs.append(run_id)
     return result
+
+
+def _commit_record(bridge: Any, run_dir: Path, table: str, fmt: str) -> bool:
+    """Commit the run's own row (pipeline_runs, beside ``table``) with Spark's writer once the
+    run is over; True when it is in the table. The caller holds the run's commit lock.
+    Raises :class:`TableError` when it cannot be written (the record stays in the spool)."""
+    if not run_record.ready(run_dir):
+        return False
+    record = run_record.assemble(run_dir)
+    if record is None:
+        return False
+    row, version = record
+    try:
+        bridge.commit_record(table, fmt, json.dumps(row), version)
+    except PipetraceError as exc:
+        message = f"committing the record of run {run_dir.name} beside {table} failed: {exc}"
+        sp.record_error(run_dir, message)
+        raise TableError(message) from exc
+    run_record.remove(run_dir)
+    return True
 
 
 class SparkWriter:
@@ -143,8 +167,19 @@ class SparkWriter:
         return IngestResult(table=self._table, steps=committed, runs=[self._run_id])
 
     def committed_at_detach(self, committed: int) -> int:
-        """The JVM commits the last steps itself when it detaches: count those too."""
+        """The JVM commits the last steps itself when it detaches: count those too. The run
+        is over: its own row (pipeline_runs) is committed now."""
         done = int(self._bridge.status(self._run_id).get("sink_committed_steps", self._committed))
+        if self.name == "spark":
+            run_dir = self._spool / self._run_id
+            try:
+                with sp.commit_lock(run_dir):
+                    _commit_record(self._bridge, run_dir, self._table, self.format)
+                sp.remove_run_if_done(run_dir)
+            except (PipetraceError, OSError) as exc:
+                log.warning("pipetrace: the record of run %s stays in the spool %s (%s); "
+                            "pipetrace.spark_writer.recover_with_spark(spark, table=%r) commits "
+                            "it", self._run_id, self._spool, exc, self._table)
         return max(committed, done - self._committed)
 
     def status(self) -> dict[str, Any]:

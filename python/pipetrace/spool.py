@@ -70,6 +70,8 @@ WRITER_LOCK = "writer.lock"
 COMMIT_LOCK = "commit.lock"
 LAST_ERROR = "last_error.json"
 QUARANTINE = "quarantine"
+# The run's record (pipetrace.run_record): the directory stays until its row is committed.
+RECORD_FILES = ("record.json", "record.py.json", "record.end.json")
 
 # A segment number is a long on the JVM side (and the Delta txn version): larger is not ours.
 _MAX_NUMBER = (1 << 63) - 1
@@ -369,6 +371,8 @@ def remove_run_if_done(run_dir: Path) -> bool:
         return False
     if sealed_segments(run_dir) or open_segments(run_dir):
         return False
+    if any((run_dir / name).exists() for name in RECORD_FILES):
+        return False  # the run's own row (pipeline_runs) is not committed yet
     held = run_dir / QUARANTINE
     if held.is_dir() and any(held.iterdir()):
         return False

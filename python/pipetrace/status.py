@@ -33,6 +33,7 @@ class RunStatus:
     failed_attempts: int
     last_error: str | None
     last_error_at: str | None
+    record_pending: bool = False  # the run's row in pipeline_runs is not committed yet
 
 
 def _run_status(run_dir: Path) -> RunStatus:
@@ -59,6 +60,7 @@ def _run_status(run_dir: Path) -> RunStatus:
         failed_attempts=int(error.get("attempts", 0)),
         last_error=error.get("error"),
         last_error_at=error.get("at"),
+        record_pending=any((run_dir / name).exists() for name in sp.RECORD_FILES),
     )
 
 

@@ -51,6 +51,7 @@ public final class Bridge {
         Settings settings = Settings.fromJson(settingsJson, session.sparkContext().getConf());
         ExecutionTracker tracker = ExecutionTracker.forContext(session.sparkContext());
         Run run = Run.open(settings, session.sparkContext().applicationId());
+        run.record.session("attach", session.sparkContext(), session.sessionState().conf());
         PipetraceListener listener = new PipetraceListener(run, tracker);
         DatabricksContext.register(session.sparkContext());
         session.listenerManager().register(listener);
@@ -227,6 +228,22 @@ public final class Bridge {
   public String recoverRun(SparkSession session, String runDir, String table, String format) {
     try {
       return JSON.writeValueAsString(SparkSink.recoverRun(session, runDir, table, format));
+    } catch (Throwable t) {
+      return error(t);
+    }
+  }
+
+  /**
+   * Write a run's assembled pipeline_runs row (python/pipetrace/run_record.py) beside
+   * {@code stepsTable} with Spark's writer, exactly once (see RecordSink).
+   */
+  public String commitRecord(SparkSession session, String stepsTable, String format,
+      String rowJson, long version) {
+    try {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("written", io.pipetrace.sink.RecordSink.commit(session, stepsTable, format, rowJson,
+          version));
+      return JSON.writeValueAsString(m);
     } catch (Throwable t) {
       return error(t);
     }

@@ -70,6 +70,7 @@ public class PipetraceListener implements QueryExecutionListener {
         opened = Run.open(settings, sc.applicationId());
         // Spark builds session listeners inside SQLConf.withExistingConf(sessionConf).
         BY_CONF.put(SQLConf.get(), this);
+        opened.record.session("conf", sc, SQLConf.get());
         DatabricksContext.register(sc);
         SparkSink.maybeStart(opened, null);
         Log.info("pipetrace: capturing run " + opened.runId + " into spool " + opened.dir());

@@ -35,6 +35,9 @@ public final class Rules {
   /** The shape of a generated run id. */
   static final Pattern RUN_ID = Pattern.compile(RULES.at("/run_id/pattern").asText());
   private static final String BLANK = RULES.at("/blank/chars").asText();
+  private static final String STEPS_NAME = RULES.at("/runs_table/steps_name").asText();
+  private static final String RUNS_NAME = RULES.at("/runs_table/runs_name").asText();
+  private static final String RUNS_SUFFIX = RULES.at("/runs_table/suffix").asText();
 
   private Rules() {}
 
@@ -70,6 +73,33 @@ public final class Rules {
   /** s3://..., abfss://..., dbfs:/...: a location neither this machine's disk nor file:. */
   public static boolean isRemote(String location) {
     return !location.startsWith(LOCAL_SCHEME) && REMOTE.matcher(location).lookingAt();
+  }
+
+  /**
+   * The run-record table beside a steps table (rules.json runs_table): its last name part
+   * pipeline_steps becomes pipeline_runs, any other gets the suffix _runs.
+   */
+  public static String runsTable(String steps) {
+    if (steps == null) {
+      return null;
+    }
+    String s = strip(steps);
+    boolean name = isTableName(s);
+    if (!name) {
+      while (s.length() > 1 && s.endsWith("/")) {
+        s = s.substring(0, s.length() - 1);
+      }
+    }
+    // a backticked table part may hold dots itself
+    int cut = name && s.endsWith("`") ? s.lastIndexOf('`', s.length() - 2) - 1
+        : name ? s.lastIndexOf('.') : s.lastIndexOf('/');
+    String head = s.substring(0, cut + 1);
+    String last = s.substring(cut + 1);
+    String quote = name && last.startsWith("`") && last.endsWith("`") && last.length() > 1
+        ? "`" : "";
+    String bare = quote.isEmpty() ? last : last.substring(1, last.length() - 1);
+    String runs = bare.equals(STEPS_NAME) ? RUNS_NAME : bare + RUNS_SUFFIX;
+    return head + quote + runs + quote;
   }
 
   /** File name of sealed segment n; ASCII digits whatever the JVM's default locale. */
@@ -140,6 +170,8 @@ public final class Rules {
         String setting = in.path("setting").isNull() ? null : in.path("setting").asText(null);
         return spool(setting, env::get, in.get("user_home").asText()).toString();
       }
+      case "runs_table":
+        return runsTable(in.asText());
       case "schema_version":
         return Version.SCHEMA;
       case "key_id":

@@ -15,6 +15,8 @@ import java.util.regex.Pattern;
  */
 public final class Redactor {
   static final String MASK = "*********(redacted)";
+  /** What replaces a secret (a masked setting value or argument). */
+  public static final String MASK_TEXT = MASK;
   /**
    * Text is cut before it is redacted (redacting a 10 MB error costs seconds), but this much
    * further than the cap, and cut again at the cap after redacting: a secret that straddles the

@@ -46,8 +46,12 @@ public final class Redactors {
 
   /** The redactor for a step of this session now. */
   public static Redactor of(SparkSession session) {
-    Pattern keyRegex = keyRegex(session.sparkContext());
-    SQLConf conf = session.sessionState().conf();
+    return of(session.sessionState().conf(), session.sparkContext());
+  }
+
+  /** The redactor of the session whose settings are {@code conf} (a run's record has no step). */
+  public static Redactor of(SQLConf conf, SparkContext sc) {
+    Pattern keyRegex = keyRegex(sc);
     scala.collection.immutable.Map<String, String> settings = conf.getAllConfs();
     Entry e = BY_CONF.get(conf);
     if (e == null || !e.settings.equals(settings)) {
@@ -71,6 +75,16 @@ public final class Redactors {
       e.version = version;
     }
     return e.redactor;
+  }
+
+  /**
+   * Whether a setting's name says its value is secret: Spark's spark.redaction.regex, or a name
+   * that surely holds one (SecretValues.SECRET_NAME).
+   */
+  public static boolean sensitiveKey(String key, SparkContext sc) {
+    Pattern keys = keyRegex(sc);
+    return (keys != null && keys.matcher(key).find())
+        || SecretValues.SECRET_NAME.matcher(key).find();
   }
 
   /**

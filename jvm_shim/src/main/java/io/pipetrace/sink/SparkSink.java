@@ -6,6 +6,7 @@ import io.pipetrace.health.Faults;
 import io.pipetrace.health.Log;
 import io.pipetrace.spool.Anchor;
 import io.pipetrace.spool.Run;
+import io.pipetrace.spool.RunRecord;
 import io.pipetrace.spool.Spool;
 
 import java.io.IOException;
@@ -251,6 +252,9 @@ public final class SparkSink {
               for (SparkSink sink : SINKS.values()) {
                 sink.run.seal();  // registered sinks always have their live run
                 sink.drain();
+                if (sink.lastError == null) {  // Spark can still write: the run's row too
+                  sink.commitJvmOnlyRecord();
+                }
               }
             } catch (Throwable t) {
               Log.warnOnce("sink-shutdown", "pipetrace: could not commit the last steps at "
@@ -259,6 +263,27 @@ public final class SparkSink {
             return scala.runtime.BoxedUnit.UNIT;
           }
         });
+  }
+
+  /**
+   * At the application's end, the row in pipeline_runs of a run no Python side records (an
+   * init script's): ended now, while Spark can still write it. A run with a Python side is
+   * committed by it (python/pipetrace/spark_writer.py) once that side wrote its end.
+   */
+  private void commitJvmOnlyRecord() {
+    try {
+      if (run == null || Files.exists(dir.resolve(RunRecord.PY_FILE)) || !run.record.end()) {
+        return;
+      }
+      Path file = dir.resolve(RunRecord.FILE);
+      RecordSink.commit(session(), target, format, RecordSink.jvmOnlyRow(file),
+          run.record.version());
+      Files.deleteIfExists(file);
+    } catch (Throwable t) {
+      Log.warnOnce("record-sink-" + runId, "pipetrace: cannot write run " + runId + "'s row in "
+          + "pipeline_runs with Spark's writer; it stays in the spool " + dir + " for "
+          + "pipetrace.spark_writer.recover_with_spark", t);
+    }
   }
 
   /** Seal the open segment and commit everything sealed now; the counters after it. */
@@ -573,11 +598,11 @@ public final class SparkSink {
     return "`" + part.replace("`", "``") + "`";
   }
 
-  private static String quote(String s) {
+  static String quote(String s) {
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'";
   }
 
-  private static String resource(String name) throws IOException {
+  static String resource(String name) throws IOException {
     try (InputStream in = SparkSink.class.getResourceAsStream(name)) {
       if (in == null) {
         throw new IOException(name + " is missing from the pipetrace jar; rebuild it");

@@ -49,6 +49,8 @@ public final class Run {
   public final Timings timings = new Timings();   // listener time per callback of this run
   final HmacKey key;                       // null: row hashes are plain SHA-256
   public final Timings writeTimings = new Timings();   // StepWriter's time per step of this run
+  /** The run's own row in pipeline_runs (record.json in its spool directory). */
+  public final RunRecord record = new RunRecord(this);
   private long pending;     // steps handed to StepWriter and not written yet (guarded by pendingLock)
   private final Object pendingLock = new Object();
   private static final long CLOSE_WAIT_MS = 30_000;
@@ -165,6 +167,7 @@ public final class Run {
       String hash = Canonical.rowHash(row, key);
       row.put("row_hash", hash);
       spool.append(JSON.writeValueAsBytes(row));
+      record.noteStep(row);
       seq.set(number);
       prevHash = hash;
       LAST.put(runId, new Object[] {number, hash});
@@ -207,6 +210,7 @@ public final class Run {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    record.close();  // before the writer lock is released: committers wait for that
     // The run's own account, for `pipetrace run`, whose driver is gone when it reads it:
     // written after the last seal and before the writer lock is released (the runner waits
     // for the lock). If the spool cannot take even this, the runner says capture is
