@@ -10,8 +10,11 @@ column comment states. Capture itself must run no Spark job and list no director
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 
 import pipetrace
+from pipetrace.audit import query_text
 from pipetrace.spark import Handle
 from tests.conftest import flushed_steps
 
@@ -321,3 +325,53 @@ def test_a_path_has_one_name_however_it_is_spelled(spark: Any, trace: Handle,
     steps = flushed_steps(trace).to_dict("records")[-7:]
     assert {_io(s) for s in steps} == {(f"file:{path}", f"file:{path}")}
     assert len({recorded(s)["fingerprint"] for s in steps[2:]}) == 1
+
+
+# --- the shipped audit query: which inputs each run read, and whether the previous run did ----
+
+def _audit_rows(table: str, run_id: str) -> list[dict[str, Any]]:
+    done = subprocess.run([sys.executable, "-m", "pipetrace", "audit", "inputs-identity",
+                           "--run-id", run_id, "--table", table, "--format", "json"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_inputs_identity_audit_query(spark: Any, tmp_path: Path) -> None:
+    same, changed = real(tmp_path) + "/same", real(tmp_path) + "/changed"
+    write_csv(spark, same)
+    write_csv(spark, changed)
+    table, runs, truths = str(tmp_path / "steps"), [], []
+    for n in (1, 2):
+        if n == 2:  # between the runs one input gains a file
+            first = sorted(f for f in os.listdir(changed) if f.startswith("part-"))[0]
+            shutil.copy(os.path.join(changed, first), os.path.join(changed, "part-new.csv"))
+        run_id = f"inputs-{n}-{tmp_path.name}"
+        with pipetrace.attach(spark, table=table, spool=str(tmp_path / "spool"), run_id=run_id,
+                              tags={"job": f"identity-{tmp_path.name}"}) as trace:
+            spark.read.csv(same).count()
+            spark.read.csv(changed).join(spark.read.csv(same), "_c0").count()
+            spark.range(3).count()  # not data read from storage: not listed
+            trace.flush()
+        runs.append(run_id)
+        truths.append({p: "sha256 " + identity(data_files(p))["fingerprint"]
+                       for p in (same, changed)})
+
+    expected = sorted([
+        (f"file:{same}", truths[1][same], "same"),
+        (f"file:{changed}", truths[1][changed], "only_this_run"),
+        (f"file:{changed}", truths[0][changed], "only_previous_run")])
+    # (CSV schema inference also reads each input's files, listed one by one, as a text input)
+    rows = [r for r in _audit_rows(table, runs[1]) if r["input_format"] == "csv"]
+    assert sorted((r["input_path"], r["identity"], r["previous_run"]) for r in rows) == expected
+    assert {(r["run_id"], r["previous_run_id"]) for r in rows} == {(runs[1], runs[0])}
+    mine = {r["input_path"]: r for r in rows if r["previous_run"] != "only_previous_run"}
+    assert mine[f"file:{same}"]["steps"] == 2 and mine[f"file:{same}"]["files"] == 4
+    assert mine[f"file:{changed}"]["files"] == 5
+
+    # The Databricks (Spark SQL) text of the same query, on the same rows, answers the same.
+    spark.read.parquet(table).createOrReplaceTempView("identity_steps")
+    spark_rows = spark.sql(query_text("inputs-identity"),
+                           args={"steps_table": "identity_steps", "run_id": runs[1]}).collect()
+    assert sorted((r["input_path"], r["identity"], r["previous_run"]) for r in spark_rows
+                  if r["input_format"] == "csv") == expected

@@ -9,7 +9,7 @@ Example::
 
     >>> from pipetrace.audit import QUERIES
     >>> sorted(QUERIES)
-    ['failed', 'fingerprint-changes', 'lineage', 'run-steps', 'runs']
+    ['failed', 'fingerprint-changes', 'inputs-identity', 'lineage', 'run-steps', 'runs']
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "failed": ("failed", ()),
     "lineage": ("lineage", ("run_id",)),
     "fingerprint-changes": ("fingerprint_changes", ("run_id",)),
+    "inputs-identity": ("inputs_identity", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 

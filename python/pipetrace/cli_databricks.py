@@ -29,11 +29,12 @@ def init_script_cmd(table: str | None, spool: str | None) -> int:
 
 @click.command("audit")
 @click.option("--table", help="Table path (default: $PIPETRACE_TABLE or ~/.pipetrace/pipeline_steps).")
-@click.option("--run-id", help="Run for run-steps, lineage, fingerprint-changes (default: latest).")
+@click.option("--run-id", help="Run for run-steps, lineage, fingerprint-changes, inputs-identity "
+              "(default: latest).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--show-sql", is_flag=True, help="Print the shipped SQL (Databricks dialect) instead.")
 @click.argument("query", type=click.Choice(["runs", "run-steps", "failed", "lineage",
-                                            "fingerprint-changes"]))
+                                            "fingerprint-changes", "inputs-identity"]))
 def audit_cmd(table: str | None, run_id: str | None, fmt: str, show_sql: bool, query: str) -> int:
     """Run an audit QUERY (the SQL files the Databricks bundle ships) on the local table."""
     import csv
