@@ -25,6 +25,7 @@ import pytest
 import pipetrace
 from pipetrace.audit import query_text
 from pipetrace.spark import Handle
+from pipetrace.verify import verify
 from tests.conftest import flushed_steps
 
 MASK = "*********(redacted)"
@@ -225,6 +226,8 @@ def test_two_runs_over_unchanged_inputs_record_one_identity(spark: Any, tmp_path
             trace.flush()
             runs.append([recorded(s) for s in trace.steps().to_dict("records")])
     assert runs[0] == runs[1]
+    report = verify(table=table)  # Java's row hash of the identity (a nested timestamp) = Python's
+    assert report.ok and report.rows == 4, report.breaks
     assert runs[0][0] == identity(data_files(path, keep=lambda r: r in (".", "p=0", "p=1")))
     assert runs[0][0] != runs[0][1]
 
