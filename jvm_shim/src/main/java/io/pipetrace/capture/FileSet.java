@@ -18,8 +18,8 @@ import org.apache.hadoop.fs.FileStatus;
  *
  * <p>Fingerprint: hex SHA-256 over one UTF-8 line {@code path\tsize\tmtime_ms\n} per file,
  * sorted by path in code point order (the order of Python's {@code sorted} and of UTF-8 bytes),
- * each path the qualified URI Spark listed, redacted (credentials removed). A file read by two
- * scans of one input counts once.
+ * each path the qualified URI Spark listed, redacted (credentials removed) as its directory and
+ * its file name, each on its own. A file read by two scans of one input counts once.
  */
 public final class FileSet {
   private final Map<String, long[]> files = new HashMap<>();
@@ -52,9 +52,18 @@ public final class FileSet {
   /** The fingerprint (see the class comment), paths passed through {@code redactor}. */
   public String fingerprint(Redactor redactor) throws java.security.NoSuchAlgorithmException {
     List<String[]> lines = new ArrayList<>(files.size());
+    // Redacted as directory and file name: the directory (scheme, credentials, partition
+    // values) once for all its files, so 100,000 paths cost 100,000 short names, not 100,000
+    // URI scans (see benchmarks/input_identity.py).
+    Map<String, String> dirs = new HashMap<>();
     for (Map.Entry<String, long[]> e : files.entrySet()) {
+      String path = e.getKey();
+      int slash = path.lastIndexOf('/');
+      String dir = dirs.computeIfAbsent(path.substring(0, Math.max(slash, 0)), redactor::redact);
+      String redacted = slash < 0 ? redactor.redact(path)
+          : dir + "/" + redactor.redact(path.substring(slash + 1));
       long[] v = e.getValue();
-      lines.add(new String[] {redactor.redact(e.getKey()), v[0] + "\t" + v[1]});
+      lines.add(new String[] {redacted, v[0] + "\t" + v[1]});
     }
     lines.sort((a, b) -> compareCodePoints(a[0], b[0]));
     MessageDigest sha = MessageDigest.getInstance("SHA-256");
