@@ -71,7 +71,9 @@ def test_golden_steps_convert_with_nested_values() -> None:
         "HashAggregate", "Exchange", "SortMergeJoin", "Filter", "Project"]
     assert dict(rows[0]["operators"][0]["metrics"]) == {"aggTime": 1000000, "peakMemory": 262144}
     assert rows[1]["inputs"][1] == {"kind": "table", "name": "spark_catalog.crm.customers",
-                                    "format": "delta", "version": 17}
+                                    "format": "delta", "version": 17, "path": None,
+                                    "files": None, "bytes": None, "modified_max": None,
+                                    "fingerprint": None}
     assert rows[3]["output"]["mode"] == "Overwrite"
     assert dict(rows[0]["tags"]) == {"team": "growth", "agent": "claude"}
 
@@ -163,7 +165,7 @@ def test_a_table_of_schema_version_1_gains_new_columns_and_still_verifies(
     (new,) = [s for _, s in trace.steps().iterrows()]
     assert new["schema_version"] == SCHEMA_VERSION == 4
     output = next(f for f in fields if f["name"] == "output")["type"]["fields"]
-    assert [f["name"] for f in output][-3:] == ["version", "operation", "metrics"]
+    assert [f["name"] for f in output][-4:] == ["version", "operation", "metrics", "path"]
     assert any(op["rows_in"] is not None for op in new["operators"])
     # a row as pipetrace 0.1 wrote it: version 1, no rows_in, hashed over version 1's columns
     old = golden_steps()[0]

@@ -39,6 +39,7 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "column-lineage": ("column_lineage", ("run_id", "output", "column")),
     "models": ("models", ("run_id",)),
     "run-record": ("run_record", ("run_id",)),
+    "inputs-identity": ("inputs_identity", ("run_id",)),
 }
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -43,6 +43,8 @@ public final class Relations {
     public String format;
     Long version;   // inputs: Delta version read, where known
     public String mode;    // output: save mode
+    public String path;    // storage location: qualified URI (redacted), where known
+    String scanKey;        // inputs: matches the file scans reading it (InputIdentity), unredacted
     LogicalPlan query;  // output: the plan whose rows are written
     Object deltaLog;    // output: the Delta table's DeltaLog, where the plan holds it
     org.apache.hadoop.fs.Path deltaPath;  // output: the Delta table's path, where known
@@ -117,9 +119,15 @@ public final class Relations {
       if (lr.catalogTable().isDefined()) {
         r.kind = "table";
         r.name = tableName(lr.catalogTable().get().identifier());
+        r.path = location(lr.catalogTable().get(), redactor);
+        if (relation instanceof HadoopFsRelation) {
+          r.scanKey = tableKey(lr.catalogTable().get().identifier());
+        }
       } else if (relation instanceof HadoopFsRelation) {
         r.kind = "path";
         r.name = redactor.redact(join(((HadoopFsRelation) relation).location().rootPaths()));
+        r.path = r.name;
+        r.scanKey = pathKey(((HadoopFsRelation) relation).location().rootPaths());
       } else {
         r.kind = "other";
         r.name = redactor.redact(relation.toString());
@@ -139,12 +147,14 @@ public final class Relations {
           : v2.table().name());
       r.format = v2Format(v2.table());
       r.version = deltaVersion(v2.table());
+      r.path = v2Location(v2.table(), redactor);
       return r;
     }
     if (p instanceof HiveTableRelation) {
       Rel r = new Rel();
       r.kind = "table";
       r.name = tableName(((HiveTableRelation) p).tableMeta().identifier());
+      r.path = location(((HiveTableRelation) p).tableMeta(), redactor);
       r.format = "hive";
       return r;
     }
@@ -195,6 +205,7 @@ public final class Relations {
     if (plan instanceof InsertIntoHadoopFsRelationCommand) {
       InsertIntoHadoopFsRelationCommand c = (InsertIntoHadoopFsRelationCommand) plan;
       table(r, c.catalogTable(), redactor.redact(c.outputPath().toString()));
+      r.path = redactor.redact(c.outputPath().toString());
       r.format = formatName(c.fileFormat());
       r.mode = c.mode().name();
       r.query = c.query();
@@ -204,6 +215,7 @@ public final class Relations {
       String qualified = path.isDefined() ? qualifiedPath(path.get()) : null;
       r.kind = path.isDefined() ? "path" : "other";
       r.name = path.isDefined() ? redactor.redact(qualified) : null;
+      r.path = r.name;
       if (r.name == null) {
         scala.Option<String> dbtable = c.options().get("dbtable");
         r.name = dbtable.isDefined() ? redactor.redact(dbtable.get()) : null;
@@ -219,6 +231,7 @@ public final class Relations {
       r.kind = "table";
       r.name = tableName(c.table().identifier());
       r.v1Table = c.table().identifier();
+      r.path = location(c.table(), redactor);
       r.format = c.table().provider().isDefined() ? c.table().provider().get() : null;
       r.mode = c.mode().name();
       r.query = c.query();
@@ -227,6 +240,7 @@ public final class Relations {
       r.kind = "table";
       r.name = tableName(c.table.identifier());
       r.v1Table = c.table.identifier();
+      r.path = location(c.table, redactor);
       r.format = c.table.provider().isDefined() ? c.table.provider().get() : null;
       r.mode = c.mode.name();
       r.query = c.query;
@@ -234,6 +248,7 @@ public final class Relations {
       InsertIntoDataSourceCommand c = (InsertIntoDataSourceCommand) plan;
       LogicalRelation lr = c.logicalRelation();
       table(r, lr.catalogTable(), redactor.redact(lr.relation().toString()));
+      r.path = lr.catalogTable().isDefined() ? location(lr.catalogTable().get(), redactor) : null;
       r.format = format(lr.relation());
       r.mode = c.overwrite() ? "Overwrite" : "Append";
       r.query = c.query();
@@ -251,16 +266,17 @@ public final class Relations {
               ? v2.catalog().get().name() : null, v2.identifier().get().toString()));
         }
         r.deltaLog = DeltaCommits.deltaLog(v2.table(), 0);
+        r.path = v2Location(v2.table(), redactor);
       }
       r.query = c.query();
     } else if (plan instanceof CreateTableAsSelect) {
       CreateTableAsSelect c = (CreateTableAsSelect) plan;
-      createAs(r, c.name(), c.tableSpec());
+      createAs(r, c.name(), c.tableSpec(), redactor);
       r.mode = c.ignoreIfExists() ? "Ignore" : "ErrorIfExists";
       r.query = c.query();
     } else if (plan instanceof ReplaceTableAsSelect) {
       ReplaceTableAsSelect c = (ReplaceTableAsSelect) plan;
-      createAs(r, c.name(), c.tableSpec());
+      createAs(r, c.name(), c.tableSpec(), redactor);
       r.mode = "Overwrite";
       r.query = c.query();
     } else if (DeltaCommits.isDelta(plan) && plan.nodeName().endsWith("Command")) {
@@ -292,6 +308,8 @@ public final class Relations {
     r.format = "delta";
     r.deltaLog = log;
     r.deltaCommand = true;
+    org.apache.hadoop.fs.Path dataPath = DeltaCommits.dataPath(log);
+    r.path = dataPath == null ? null : redactor.redact(dataPath.toString());
     CatalogTable catalogTable = catalogTable(plan, 0);
     if (catalogTable != null) {
       r.kind = "table";
@@ -352,8 +370,10 @@ public final class Relations {
   }
 
   private static void createAs(Rel r, LogicalPlan name,
-      org.apache.spark.sql.catalyst.plans.logical.TableSpecBase spec) {
+      org.apache.spark.sql.catalyst.plans.logical.TableSpecBase spec, Redactor redactor) {
     r.kind = "table";
+    r.path = spec.location().isDefined()
+        ? redactor.redact(qualifiedPath(spec.location().get())) : null;
     if (name instanceof ResolvedIdentifier) {
       ResolvedIdentifier id = (ResolvedIdentifier) name;
       r.name = qualified(id.catalog().name(), id.identifier().toString());
@@ -404,6 +424,47 @@ public final class Relations {
     return n.isEmpty() ? source.getClass().getName() : n.toLowerCase();
   }
 
+  /**
+   * One name per table for a write naming a table without its database ({@code saveAsTable("t")},
+   * {@code CREATE TABLE t AS ...}): Spark keeps "t" in the plan and resolves it against the
+   * session's current database, read here at capture (in memory, no catalog call), so the write
+   * carries "spark_catalog.default.t" like a later read of the table.
+   */
+  static void qualifyTable(Rel out, org.apache.spark.sql.catalyst.catalog.SessionCatalog catalog) {
+    if (out == null || out.v1Table == null || out.v1Table.database().isDefined()) {
+      return;
+    }
+    out.v1Table = new TableIdentifier(out.v1Table.table(),
+        scala.Option.apply(catalog.getCurrentDatabase()), scala.Option.apply("spark_catalog"));
+    out.name = tableName(out.v1Table);
+  }
+
+  /** How InputIdentity matches a catalog table's scans to the input. */
+  static String tableKey(TableIdentifier id) {
+    return "table|" + tableName(id);
+  }
+
+  /** How InputIdentity matches a path's scans to the input (unredacted: never stored). */
+  static String pathKey(scala.collection.Seq<org.apache.hadoop.fs.Path> rootPaths) {
+    return "path|" + join(rootPaths);
+  }
+
+  /** A catalog table's storage location as a qualified URI (redacted), or null. */
+  static String location(CatalogTable table, Redactor redactor) {
+    scala.Option<java.net.URI> uri = table.storage().locationUri();
+    return uri.isDefined()
+        ? redactor.redact(qualifiedPath(new org.apache.hadoop.fs.Path(uri.get()).toString()))
+        : null;
+  }
+
+  /** A V2 table's "location" property as a qualified URI (redacted), or null. */
+  private static String v2Location(org.apache.spark.sql.connector.catalog.Table table,
+      Redactor redactor) {
+    String location = table.properties() == null ? null
+        : table.properties().get(org.apache.spark.sql.connector.catalog.TableCatalog.PROP_LOCATION);
+    return location == null ? null : redactor.redact(qualifiedPath(location));
+  }
+
   private static String join(scala.collection.Seq<org.apache.hadoop.fs.Path> paths) {
     StringBuilder sb = new StringBuilder();
     scala.collection.Iterator<org.apache.hadoop.fs.Path> it = paths.iterator();
@@ -435,7 +496,7 @@ public final class Relations {
     try {
       org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(path);
       if (p.toUri().getScheme() != null) {
-        return path;
+        return p.toString();  // "file:///data/x/" and "file:/data/x" are one path
       }
       scala.Option<org.apache.spark.sql.SparkSession> session =
           org.apache.spark.sql.SparkSession.getDefaultSession();

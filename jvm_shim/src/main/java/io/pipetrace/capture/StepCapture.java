@@ -36,13 +36,15 @@ public final class StepCapture {
     final Relations.Rel output;
     // A nested write's own plans (logical, optimized, physical): the query the command wrote.
     final PlanText.Text[] plans;
+    final List<InputIdentity.Scan> scans;
 
     Nested(List<Operators.Op> operators, Long rowsOut, Relations.Rel output,
-        PlanText.Text[] plans) {
+        PlanText.Text[] plans, List<InputIdentity.Scan> scans) {
       this.operators = operators;
       this.rowsOut = rowsOut;
       this.output = output;
       this.plans = plans;
+      this.scans = scans;
     }
   }
 
@@ -131,7 +133,10 @@ public final class StepCapture {
           attempt("nested optimized_plan", () -> PlanText.of(qe.optimizedPlan(), max, redactor)),
           attempt("nested physical_plan", () -> PlanText.of(executed, max, redactor))};
     }
-    return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut, output, plans);
+    List<InputIdentity.Scan> scans = attempt("input files",
+        () -> InputIdentity.scans(executed, metrics));
+    return new Nested(ops, ops.isEmpty() ? null : ops.get(0).rowsOut, output, plans,
+        scans == null ? List.of() : scans);
   }
 
   /** The action of a streaming query's micro-batch. */
@@ -162,6 +167,13 @@ public final class StepCapture {
           break;
         }
       }
+    }
+    if (output != null) {
+      final Relations.Rel written = output;
+      attempt("output name", () -> {
+        Relations.qualifyTable(written, qe.sparkSession().sessionState().catalog());
+        return null;
+      });
     }
     String description = exec == null ? null : exec.description;
     boolean microBatch = exec != null && exec.microBatch != null;
@@ -242,13 +254,25 @@ public final class StepCapture {
     if (durationMs >= 0) {
       row.put("duration_ms", durationMs);
     }
-    row.put("inputs", inputs(analyzed, cache));
+    List<InputIdentity.Scan> scans = attempt("input files",
+        () -> InputIdentity.scans(executed, metrics));
+    if (scans != null) {
+      for (Nested n : nested) {
+        scans.addAll(n.scans);
+      }
+    }
+    row.put("inputs", inputs(analyzed, cache, scans));
     if (output != null) {
       Map<String, Object> o = new LinkedHashMap<>();
       o.put("kind", output.kind);
       o.put("name", output.name);
       o.put("format", output.format);
       o.put("mode", output.mode);
+      o.put("path", output.path);
+      if (output.path == null && output.v1Table != null) {
+        o.put(OutputPath.PENDING, new OutputPath.Pending(
+            qe.sparkSession().sessionState().catalog(), output.v1Table));
+      }
       if (error == null && "delta".equals(output.format) && exec != null) {
         DeltaCommits.Pending pending = attempt("output version",
             () -> deltaPending(qe, out, exec.startMs, now));
@@ -436,7 +460,8 @@ public final class StepCapture {
     return lineage.entries;
   }
 
-  private List<Map<String, Object>> inputs(LogicalPlan analyzed, PlanCache cache) {
+  private List<Map<String, Object>> inputs(LogicalPlan analyzed, PlanCache cache,
+      List<InputIdentity.Scan> scans) {
     List<Relations.Rel> rels = cache.inputs;
     if (rels == null && analyzed != null) {
       rels = attempt("inputs", () -> Relations.inputs(analyzed, redactor));
@@ -452,6 +477,12 @@ public final class StepCapture {
         m.put("name", r.name);
         m.put("format", r.format);
         m.put("version", r.version);
+        m.put("path", r.path);
+        InputIdentity.Pending identity = scans == null ? null
+            : attempt("input files", () -> InputIdentity.pending(r, scans));
+        if (identity != null) {
+          m.put(InputIdentity.PENDING, identity);  // resolved on the writer thread
+        }
         out.add(m);
       }
     }

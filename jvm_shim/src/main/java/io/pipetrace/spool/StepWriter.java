@@ -68,6 +68,9 @@ final class StepWriter {
     try {
       // A Delta write's commit is read from its table's log here, off Spark's listener thread.
       io.pipetrace.capture.DeltaCommits.complete(task.row());
+      // So are the input files' identity and a new table's location.
+      io.pipetrace.capture.InputIdentity.complete(task.row(), task.redactor());
+      io.pipetrace.capture.OutputPath.complete(task.row(), task.redactor());
       @SuppressWarnings("unchecked")
       Map<String, Object> redacted = (Map<String, Object>) task.redactor().redactAll(
           task.row(), StepCapture.ALREADY_REDACTED);
