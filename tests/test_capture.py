@@ -124,7 +124,8 @@ def test_a_step_carries_its_context(spark: Any, trace: Handle) -> None:
     assert dict(step["tags"]) == {"suite": "pytest"}
     assert step["call_site"] == f"{__file__}:{line}"
     assert [dict(i) for i in step["inputs"]] == [
-        {"kind": "range", "name": "range(0, 10, 1)", "format": None, "version": None}]
+        {"kind": "range", "name": "range(0, 10, 1)", "format": None, "version": None,
+         "path": None, "files": None, "bytes": None, "modified_max": None, "fingerprint": None}]
     assert step["output_schema"] == "id BIGINT NOT NULL"
     assert "Filter" in step["logical_plan"] and "Filter" in step["optimized_plan"]
     assert "Filter" in step["physical_plan"] and not step["plan_truncated"]

@@ -103,7 +103,8 @@ def test_sql_json(ingested: Path) -> None:
     assert rows[3]["output"] == {"kind": "path", "name": "/data/out/orders_by_region",
                                  "format": "parquet", "mode": "Overwrite",
                                  # Delta's version/operation/metrics: null for a parquet write
-                                 "version": None, "operation": None, "metrics": None}
+                                 "version": None, "operation": None, "metrics": None,
+                                 "path": None}
 
 
 def test_sql_csv(ingested: Path) -> None:
