@@ -52,7 +52,9 @@ def _steps_of(steps: pd.DataFrame, action: str) -> pd.DataFrame:
 
 
 def _inputs(step: pd.Series) -> list[dict[str, Any]]:
-    return [dict(i) for i in step["inputs"]]
+    """An input as it is named (a fit step carries no file identity: its scans are Spark ML's)."""
+    return [{k: dict(i)[k] for k in ("kind", "name", "format", "version", "path")}
+            for i in step["inputs"]]
 
 
 def test_a_pipeline_fit_is_one_labelled_step(spark: Any, trace: Handle, train_path: str) -> None:

@@ -110,7 +110,14 @@ public final class MlStep {
           m.put("name", r.name);
           m.put("format", r.format);
           m.put("version", r.version);
+          m.put("path", r.path);
           inputs.add(m);
+        }
+        if (!inputs.isEmpty()) {
+          // Files are identified from a scan that ran; a fit's scans are Spark ML's own
+          // actions, the steps whose parent_event_id is this step's event_id.
+          warnings.add("inputs' file identity: not recorded on the fit step; see the steps"
+              + " whose parent_event_id is this step's event_id");
         }
         logical = PlanText.of(analyzed, run.settings.planMaxChars, redactor);
         fingerprint = PlanText.fingerprint(analyzed, redactor);
