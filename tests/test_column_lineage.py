@@ -274,12 +274,9 @@ def test_the_spark_sql_audit_query_gives_the_same_rows(pipeline: Pipeline,
                                                        spark_session: Any) -> None:
     """The shipped Databricks-dialect SQL, run by Spark itself over the table's files."""
     spark = spark_session
-    try:
-        spark.sql("SELECT 1 AS x").createOrReplaceTempView("lineage_probe")
-        spark.sql("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2) "
-                  "SELECT * FROM r").collect()
-    except Exception:  # noqa: BLE001 - a Spark without recursive CTEs (3.5, 4.0)
-        pytest.skip("this Spark has no WITH RECURSIVE")
+    if tuple(int(x) for x in spark.version.split(".")[:2]) < (4, 1):
+        pytest.skip(f"Spark {spark.version} has no WITH RECURSIVE (4.1+, DBR 17); the shipped "
+                    "file says it needs it; its DataFusion twin is tested whatever the Spark")
     # delta-rs only appends to this table: its parquet files are exactly its rows.
     spark.read.parquet(pipeline.table).createOrReplaceTempView("lineage_steps")
     text = "\n".join(line for line in query_text("column-lineage").splitlines()
