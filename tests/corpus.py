@@ -11,7 +11,8 @@ must be null with the reason in ``capture_warnings``. ``null_rows`` marks cases 
 
 Data (made by ``make_env``): ``facts`` is 30,000 rows in 4 parquet files (``k`` 97 keys,
 ``g`` 13 groups, ``v`` 0..999), ``dim`` 60 keys of ``k``, ``mem`` the same 30,000 ids from
-``spark.range`` (Spark counts its rows in batches).
+``spark.range`` (Spark counts its rows in batches), ``parts`` the same rows as ``facts``
+partitioned by ``g`` (a filter on ``g`` prunes whole directories).
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def make_env(spark: Any, root: Path) -> Env:
         (spark.range(0, 60, 1, 1).withColumnRenamed("id", "k")
          .withColumn("name", F.concat(F.lit("n"), F.col("k").cast("string")))
          .write.parquet(str(root / "dim")))
+        spark.read.parquet(str(facts_path)).write.partitionBy("g").parquet(str(root / "parts"))
     env = SimpleNamespace(spark=spark, root=root, facts_path=str(facts_path),
                           token=uuid.uuid4().hex[:8])
     env.facts = spark.read.parquet(str(facts_path))
     env.dim = spark.read.parquet(str(root / "dim"))
+    env.parts = spark.read.parquet(str(root / "parts"))
     env.mem = spark.range(0, 30_000, 1, 4)
     return env
 
@@ -102,6 +105,7 @@ def _table(env: Env, name: str) -> str:
 
 SCAN_FACTS = r"^Scan parquet .*facts"
 SCAN_DIM = r"^Scan parquet .*dim"
+SCAN_PARTS = r"^Scan parquet .*parts"
 JOIN = r"^\w*Join "
 
 
@@ -153,7 +157,22 @@ CASES: tuple[Case, ...] = (
          conf={"spark.sql.sources.useV1SourceList": "",
                "spark.sql.parquet.aggregatePushdown": "true"},
          null_rows="count(): the plan has no count(1) aggregate"),
+    # a partition filter that matches no directory: the scan lists no file and its stage has no
+    # task to run; every operator of that stage produced 0 rows (not "skipped")
+    Case("count-no-partition-matches", "count", lambda e: e.parts.filter("g = 99").count(),
+         _value, (Check(SCAN_PARTS, lambda e: e.parts.filter("g = 99")),)),
+    Case("count-union-one-side-pruned", "count",
+         lambda e: e.parts.filter("g = 99").union(e.parts.filter("g = 4")).count(), _value,
+         (Check(r"^Union", lambda e: e.parts.filter("g = 99").union(e.parts.filter("g = 4"))),
+          Check(SCAN_PARTS, lambda e: e.parts.filter("g = 99")))),
+    Case("count-broadcast-join-pruned-stream", "count",
+         lambda e: e.parts.filter("g = 99").join(F.broadcast(e.dim), "k").count(), _value,
+         (Check(JOIN, lambda e: e.parts.filter("g = 99").join(e.dim, "k"),
+                rows_in=(lambda e: e.parts.filter("g = 99"), lambda e: e.dim)),)),
     # collect and friends: the rows the root handed back
+    Case("collect-no-partition-matches", "collect",
+         lambda e: e.parts.filter("g = 99").collect(), _len,
+         (Check(SCAN_PARTS, lambda e: e.parts.filter("g = 99")),)),
     Case("collect-filter", "collect", lambda e: e.facts.filter("v < 7").collect(), _len,
          (Check(r"^Filter ", lambda e: e.facts.filter("v < 7")), Check(SCAN_FACTS, lambda e: e.facts))),
     Case("collect-offset", "collect", lambda e: e.facts.filter("v >= 8").offset(40).collect(),

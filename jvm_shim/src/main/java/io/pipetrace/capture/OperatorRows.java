@@ -7,7 +7,10 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
 
+import org.apache.spark.sql.execution.FileSourceScanExec;
 import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.UnionExec;
+import org.apache.spark.sql.execution.joins.BroadcastHashJoinExec;
 import org.apache.spark.sql.execution.metric.SQLMetric;
 
 /**
@@ -58,6 +61,11 @@ final class OperatorRows {
 
     /** Why {@link #value} is null: not run in this execution, or ambiguous re-runs. */
     String whyMissing(SQLMetric metric);
+
+    /** Whether a task or the driver reported the metric in this execution. */
+    default boolean reported(SQLMetric metric) {
+      return value(metric) != null;
+    }
   }
 
   private final Metrics metrics;
@@ -137,9 +145,66 @@ final class OperatorRows {
       if (k.rows == null && fedShuffle.containsKey(p)) {
         k = Known.of(fedShuffle.get(p));
       }
+      if (k.rows == null && k.reason != null && !anyReported(p) && ranOnNoPartition(p)) {
+        k = Known.of(0);  // its stage had no partition to run, not a skipped stage: 0 rows
+      }
       memo.put(p, k);
     }
     return k;
+  }
+
+  /**
+   * Whether a task ran {@code p} in this execution: its row count, or else any metric of it, was
+   * reported (a scan's driver-side metrics, such as its file count, do not say a task ran it).
+   */
+  private boolean anyReported(SparkPlan p) {
+    scala.Option<SQLMetric> rowsMetric = p.metrics().get("numOutputRows");
+    if (rowsMetric.isDefined()) {
+      return metrics.reported(rowsMetric.get());
+    }
+    scala.collection.Iterator<SQLMetric> it = p.metrics().values().iterator();
+    while (it.hasNext()) {
+      if (metrics.reported(it.next())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Whether {@code plan}'s part of its stage had no partition to run in this execution, so that
+   * it emitted 0 rows (rather than being skipped because an earlier action's shuffle output was
+   * reused): each file scan it reads within the stage listed no file in this execution (the
+   * driver posts the scan's file count when it lists them), e.g. a partition filter matching
+   * none. Only row-wise paths are followed: a unary operator, a union, a broadcast hash join's
+   * streamed side; anything else (another leaf, a stage boundary) is not known to be empty.
+   */
+  private boolean ranOnNoPartition(SparkPlan plan) {
+    SparkPlan p = Operators.unwrap(plan);
+    if (p instanceof FileSourceScanExec) {
+      scala.Option<SQLMetric> files = p.metrics().get("numFiles");
+      if (!files.isDefined() || !metrics.reported(files.get())) {
+        return false;
+      }
+      Long n = metrics.value(files.get());
+      return n != null && n == 0L;
+    }
+    if (p == null || RowRules.isStageBoundary(p) || p.children().isEmpty()) {
+      return false;
+    }
+    if (p instanceof BroadcastHashJoinExec) {
+      return ranOnNoPartition(((BroadcastHashJoinExec) p).streamedPlan());
+    }
+    if (p instanceof UnionExec) {
+      scala.collection.Iterator<SparkPlan> it = p.children().iterator();
+      while (it.hasNext()) {
+        if (!ranOnNoPartition(it.next())) {
+          return false;
+        }
+      }
+      return true;
+    }
+    return p.children().size() == 1 && ranOnNoPartition(p.children().head());
   }
 
   /** The metric named {@code name} of {@code p}, or null with the reason. */

@@ -378,6 +378,11 @@ public final class StepCapture {
     }
 
     @Override
+    public boolean reported(SQLMetric m) {
+      return exec != null && tracker.reported(exec, m.id());
+    }
+
+    @Override
     public String whyMissing(SQLMetric m) {
       if (exec != null && tracker.reported(exec, m.id())) {
         return ExecutionMetrics.AMBIGUOUS;
