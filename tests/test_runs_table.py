@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import platform
 import shutil
 import socket
@@ -340,3 +341,30 @@ def test_a_script_that_never_starts_spark_still_gets_its_row(tmp_path: Path) -> 
     assert "argv" in " ".join(row["capture_warnings"])
     assert row["spark_version"] is None and row["python_version"] == platform.python_version()
     assert not (tmp_path / "home" / "spool" / "nospark-1").exists()
+
+
+def test_a_run_killed_before_its_driver_started_gets_its_row_by_recovery(tmp_path: Path) -> None:
+    """kill -9 of `pipetrace run` and its script before Spark started: only the Python side's
+    record is in the spool (no manifest); recovery still commits the run's row, once."""
+    script = tmp_path / "slow_start.py"
+    script.write_text("import sys, time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    env = env_for(tmp_path / "home")
+    job = subprocess.Popen([sys.executable, "-m", "pipetrace", "run", "--run-id", "early-1",
+                            str(script)], env=env, text=True, stdout=subprocess.PIPE,
+                           start_new_session=True)
+    try:
+        assert job.stdout is not None and job.stdout.readline().strip() == "started"
+    finally:
+        os.killpg(job.pid, 9)
+        job.wait(timeout=60)
+    spool, table = tmp_path / "home" / "spool", tmp_path / "home" / "pipeline_steps"
+    assert (spool / "early-1").is_dir() and not (spool / "early-1" / "run.json").exists()
+    for _ in range(2):  # recovering twice adds nothing
+        done = _cli("recover", "--table", str(table), env=env)
+        assert done.returncode == 0, done.stderr
+    [row] = _runs(tmp_path / "home" / "pipeline_runs")
+    assert (row["run_id"], row["mode"], row["status"]) == ("early-1", "run", "UNKNOWN")
+    assert row["ended_at"] is None and "never recorded" in row["end_reason"]
+    assert row["script_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
+    assert row["argv"] is None and "argv" in " ".join(row["capture_warnings"])
+    assert not (spool / "early-1").exists()

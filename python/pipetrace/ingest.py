@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from pipetrace import run_record
 from pipetrace import spool as sp
 from pipetrace.anchors import user_metadata
 from pipetrace.errors import ConfigError, PipetraceError, SpoolError, TableError
@@ -290,10 +292,33 @@ class RunCommitter:
         return result
 
 
+def commit_record_only(run_dir: Path, table_uri: str) -> bool:
+    """Commit the record of a run whose driver never spooled anything (no manifest: the script
+    never started Spark, or it was killed before); True if its row is in the table now. The
+    run directory is removed then. Runs with a manifest are left to :func:`ingest`.
+
+    Example::
+
+        >>> commit_record_only(Path("/nonexistent/run"), "/tmp/pipeline_steps")
+        False
+    """
+    if not run_dir.is_dir() or (run_dir / sp.MANIFEST).exists():
+        return False
+    with sp.commit_lock(run_dir):
+        if (run_dir / sp.MANIFEST).exists() or not commit_record(run_dir, table_uri):
+            return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
 def _ingest_run(run_dir: Path, dt: DeltaTable, table_uri: str, result: IngestResult) -> None:
     try:
         manifest = sp.read_manifest(run_dir)
     except SpoolError as exc:
+        if not (run_dir / sp.MANIFEST).exists() and run_record.record_table(run_dir) == table_uri:
+            if commit_record_only(run_dir, table_uri):  # not before its Python side is over
+                result.records += 1
+            return
         if run_dir.exists() and not sp.writer_alive(run_dir):
             result.skipped.append(SkippedRun(run_dir.name, str(exc)))
         return  # a live writer may not have written its manifest yet

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from pipetrace import run_record
 from pipetrace import spool as sp
 from pipetrace.errors import PipetraceError, SpoolError
 from pipetrace.ingest import IngestResult, ingest, refuse_catalog_name
@@ -39,6 +40,11 @@ def dead_runs(spool: Path, table: str, *, include_unassigned: bool) -> list[str]
     for run_dir in sp.list_runs(spool):
         with contextlib.suppress(SpoolError):
             if sp.writer_state(run_dir) == "alive":
+                continue
+            if not (run_dir / sp.MANIFEST).exists():
+                # only the Python side's record: its driver never spooled (killed before it)
+                if run_record.record_table(run_dir) == table and run_record.ready(run_dir):
+                    found.append(run_dir.name)
                 continue
             manifest = sp.read_manifest(run_dir)
             if manifest.table is None:

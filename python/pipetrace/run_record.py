@@ -38,7 +38,7 @@ from pipetrace import spool as sp
 from pipetrace.schema import SCHEMA_VERSION
 
 __all__ = ["END_FILE", "FILES", "JVM_FILE", "PY_FILE", "Record", "assemble", "has_record",
-           "packages", "ready", "remove", "write_end", "write_start"]
+           "packages", "ready", "record_table", "remove", "write_end", "write_start"]
 
 FILES = sp.RECORD_FILES
 JVM_FILE, PY_FILE, END_FILE = FILES
@@ -92,10 +92,11 @@ def packages() -> dict[str, str]:
 def write_start(run_dir: Path, *, mode: str, argv: list[str] | None,
                 script: str | os.PathLike[str] | None = None,
                 cells: list[dict[str, Any]] | None = None,
-                started_at: datetime | None = None) -> None:
+                started_at: datetime | None = None, table: str | None = None) -> None:
     """Write the Python side's facts of a run that starts (or, for attach, that detaches:
     ``cells`` then holds the notebook's history). ``script`` is hashed now; the JVM checks
-    the hash before it records the text.
+    the hash before it records the text. ``table`` (the steps table the run is for) lets
+    recovery commit the record of a run whose driver never started.
 
     Example::
 
@@ -113,6 +114,7 @@ def write_start(run_dir: Path, *, mode: str, argv: list[str] | None,
         "packages": packages(),
         "owner_pid": os.getpid(),
         "owner_host": socket.gethostname(),
+        "table": table or previous.get("table"),
     }
     if script is not None:
         path = Path(script).resolve()
@@ -164,6 +166,18 @@ def _owner_alive(py: dict[str, Any]) -> bool:
     return True
 
 
+def record_table(run_dir: Path) -> str | None:
+    """The steps table the Python side said the run is for (None when it did not say).
+
+    Example::
+
+        >>> record_table(Path("/nonexistent/run")) is None
+        True
+    """
+    table = _read(run_dir / PY_FILE).get("table")
+    return table if isinstance(table, str) else None
+
+
 def ready(run_dir: Path) -> bool:
     """Whether the run is over, so its record can be committed: its driver let go of the spool
     (or never took it) and its Python side wrote its end or is gone.
@@ -207,7 +221,7 @@ def assemble(run_dir: Path) -> Record | None:
     row["run_id"] = row.get("run_id") or run_dir.name
     row["capture_warnings"] = warnings or None
     version = jvm.get("record_version") or py.get("record_version") or 1
-    for key in ("record_version", "owner_pid", "owner_host"):
+    for key in ("record_version", "owner_pid", "owner_host", "table"):
         row.pop(key, None)
     row.setdefault("schema_version", SCHEMA_VERSION)
     return row, int(version)

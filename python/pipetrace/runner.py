@@ -34,11 +34,10 @@ from pipetrace import spool as sp
 from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar_path
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.guard import check_location
-from pipetrace.ingest import IngestResult, RunCommitter, ingest
+from pipetrace.ingest import IngestResult, RunCommitter, commit_record_only, ingest
 from pipetrace.launch import MEASURE_ENV
 from pipetrace.locations import resolve_spool, resolve_table
 from pipetrace.resume import resume_point
-from pipetrace.runs_table import commit_record as commit_runs_record
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
 
@@ -192,16 +191,6 @@ def _write_end(run_dir: Path, code: int) -> None:
                              exit_code=code)
 
 
-def _commit_record_without_driver(run_dir: Path, table: str) -> None:
-    """A script that never started Spark has no driver and no manifest, but it ran: its
-    record is committed here (ingest commits the others with their steps)."""
-    if not run_dir.is_dir() or (run_dir / sp.MANIFEST).exists():
-        return
-    with sp.commit_lock(run_dir):
-        if commit_runs_record(run_dir, table):
-            shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def _require_java() -> None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").is_file():
@@ -275,7 +264,8 @@ def run_script(
         resume=resume)
 
     # The run's own record (pipeline_runs) starts now: `pipetrace run`'s start is the session's.
-    run_record.write_start(spool / rid, mode="run", argv=list(args), script=script)
+    run_record.write_start(spool / rid, mode="run", argv=list(args), script=script,
+                           table=table_uri)
     reports: list[IngestResult] = []
     stop = threading.Event()
     committer = threading.Thread(target=_commit_while_running, name="pipetrace-commit",
@@ -307,7 +297,8 @@ def run_script(
     commit_error = None
     try:
         reports.append(ingest(spool=spool, table=table_uri, run_ids=[rid]))
-        _commit_record_without_driver(spool / rid, table_uri)
+        # A script that never started Spark has no manifest, but it ran: its record.
+        commit_record_only(spool / rid, table_uri)
     except (PipetraceError, OSError) as exc:
         commit_error = str(exc)  # the script's outcome stands; the steps wait in the spool
     return RunResult(
