@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pipetrace import rules, spool
+from pipetrace import rules, run_record, spool
 from pipetrace._jvm import JvmBridge
 from pipetrace.keys import ENV_VAR, key_id, load_key, mac
 from pipetrace.locations import is_local, is_table_name, resolve_spool, runs_table
@@ -191,3 +191,21 @@ def test_java_row_hashes(jvm: JvmBridge, name: str) -> None:
     case = ROWS[name]
     assert jvm.rule("row_hash", {"row": case["row"], "key_text": case["key_text"]}) == \
         case["row_hash"]
+
+
+@pytest.mark.parametrize("case", CASES["conf_run_records"])
+def test_java_and_python_end_a_run_captured_by_configuration_alike(
+        jvm: JvmBridge, case: dict[str, Any], tmp_path: Path) -> None:
+    """A run no Python side recorded: its row's status and reason are the same whether
+    recovery (Python, delta-rs) or Spark's writer at exit (Java) commits it."""
+    run_dir = tmp_path / case["record"]["run_id"]
+    run_dir.mkdir()
+    (run_dir / run_record.JVM_FILE).write_text(json.dumps(case["record"]), encoding="utf-8")
+    assembled = run_record.assemble(run_dir)
+    assert assembled is not None
+    python_row, version = assembled
+    java_row = json.loads(jvm.rule("conf_run_row", case["record"]))
+    assert version == case["record"]["record_version"]
+    for row in (python_row, java_row):
+        assert {k: row.get(k) for k in case["row"]} == case["row"]
+        assert "record_version" not in row

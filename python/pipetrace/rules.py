@@ -41,3 +41,6 @@ RUN_ID: re.Pattern[str] = re.compile(_RULES["run_id"]["pattern"])
 BLANK: str = _RULES["blank"]["chars"]
 #: Where a run's record lives beside its steps table: ``steps_name``, ``runs_name``, ``suffix``.
 RUNS_TABLE: dict[str, str] = {k: v for k, v in _RULES["runs_table"].items() if k != "_comment"}
+#: The end of a run captured by configuration alone: ``status`` and ``end_reason`` of its row.
+CONF_RUN_END: dict[str, str] = {k: v for k, v in _RULES["conf_run_end"].items()
+                                if k != "_comment"}

@@ -34,6 +34,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from pipetrace import rules
 from pipetrace import spool as sp
 from pipetrace.schema import SCHEMA_VERSION
 
@@ -230,9 +231,7 @@ def assemble(run_dir: Path) -> Record | None:
 def _without_python_end(row: dict[str, Any], jvm: dict[str, Any], py: dict[str, Any]) -> None:
     """Status of a run whose Python side wrote no end: a conf run's end is its driver's."""
     if jvm.get("ended_at") and not py:
-        row["status"] = "UNKNOWN"
-        row["end_reason"] = ("the Spark application ended; a run captured by configuration "
-                             "has no view of its exit status")
+        row.update(rules.CONF_RUN_END)  # RecordSink.jvmOnlyRow applies the same rule
         return
     if jvm.get("ended_at"):
         row["status"] = "UNKNOWN"

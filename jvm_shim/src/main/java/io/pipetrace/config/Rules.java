@@ -38,6 +38,10 @@ public final class Rules {
   private static final String STEPS_NAME = RULES.at("/runs_table/steps_name").asText();
   private static final String RUNS_NAME = RULES.at("/runs_table/runs_name").asText();
   private static final String RUNS_SUFFIX = RULES.at("/runs_table/suffix").asText();
+  /** The status of a run captured by configuration alone (no Python side saw its end). */
+  public static final String CONF_RUN_STATUS = RULES.at("/conf_run_end/status").asText();
+  /** ... and the reason its row gives. */
+  public static final String CONF_RUN_END_REASON = RULES.at("/conf_run_end/end_reason").asText();
 
   private Rules() {}
 
@@ -176,6 +180,11 @@ public final class Rules {
         return Version.SCHEMA;
       case "key_id":
         return HmacKey.of(in.asText().getBytes(java.nio.charset.StandardCharsets.UTF_8)).id;
+      case "conf_run_row": {
+        Map<String, Object> record = new ObjectMapper().convertValue(in,
+            new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() {});
+        return io.pipetrace.sink.RecordSink.jvmOnlyRow(record);
+      }
       case "row_hash": {
         Map<String, Object> row = new ObjectMapper().convertValue(in.get("row"),
             new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() {});

@@ -57,16 +57,21 @@ public final class RecordSink {
 
   /**
    * The row of a run no Python side records (captured by configuration: an init script), from
-   * the JVM's record.json: its end is the application's, its exit status unknown to the JVM.
-   * The rule python/pipetrace/run_record.py applies to such a run too.
+   * the JVM's record.json: its end is the application's, its exit status unknown to the JVM
+   * (rules.json conf_run_end, which python/pipetrace/run_record.py applies too).
    */
   public static String jvmOnlyRow(Path recordFile) throws Exception {
     @SuppressWarnings("unchecked")
-    Map<String, Object> row = JSON.readValue(Files.readAllBytes(recordFile), Map.class);
+    Map<String, Object> record = JSON.readValue(Files.readAllBytes(recordFile), Map.class);
+    return jvmOnlyRow(record);
+  }
+
+  /** As {@link #jvmOnlyRow(Path)}, from the record's fields (the row as JSON). */
+  public static String jvmOnlyRow(Map<String, Object> record) throws Exception {
+    Map<String, Object> row = new java.util.LinkedHashMap<>(record);
     row.remove("record_version");
-    row.put("status", "UNKNOWN");
-    row.put("end_reason", "the Spark application ended; a run captured by configuration has "
-        + "no view of its exit status");
+    row.put("status", io.pipetrace.config.Rules.CONF_RUN_STATUS);
+    row.put("end_reason", io.pipetrace.config.Rules.CONF_RUN_END_REASON);
     return JSON.writeValueAsString(row);
   }
 
