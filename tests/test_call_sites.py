@@ -105,6 +105,27 @@ def test_two_threads_each_get_their_own_line(spark: Any, trace: Any) -> None:
     assert set(counts["call_site"]) == {lines["t0"]} == {lines["t1"]}
 
 
+def test_a_job_description_does_not_hide_the_line(spark: Any, trace: Any, tmp_path: Path) -> None:
+    """The user's job description replaces Spark's short call site in the execution's
+    description; the action's line is still recorded, and the description is left as set."""
+    df = numbers(spark)
+    sc = spark.sparkContext
+    sc.setJobDescription("nightly cohort build")
+    try:
+        lines = [next_line()]
+        df.count()
+        lines.append(next_line())
+        df.write.parquet(str(tmp_path / "described"))
+        assert sc.getLocalProperty("spark.job.description") == "nightly cohort build"
+    finally:
+        sc.setJobDescription(None)
+    steps = flushed_steps(trace)
+    assert list(zip(steps["action"], steps["call_site"], strict=True)) == [
+        ("count", lines[0]), ("write", lines[1])]
+    assert sc.getLocalProperty("callSite.short") is None
+    assert sc.getLocalProperty("callSite.long") is None
+
+
 def test_detach_uninstalls_and_reattach_reinstalls(spark: Any, tmp_path: Path) -> None:
     cls = dataframe_class()
     before = cls.count

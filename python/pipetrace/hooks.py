@@ -35,6 +35,9 @@ from pipetrace.patching import Patch, framed, wrap_method
 __all__ = ["CALL_SITE_PROPERTY", "agent_line", "install", "installed", "uninstall"]
 
 CALL_SITE_PROPERTY = "callSite.short"  # Spark's CallSite.SHORT_FORM
+# Spark's CallSite.LONG_FORM: an execution's details. Its description is the job description
+# when the user set one (sc.setJobDescription), which hides the short form; the long one stays.
+_LONG_PROPERTY = "callSite.long"
 
 _PIPETRACE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _state = threading.local()
@@ -127,12 +130,13 @@ def _action(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
             return original(*args, **kwargs)
         line = agent_line()
         sc = _context()
-        previous: Any = None
+        previous: list[Any] = []
         set_it = False
         if line is not None and sc is not None:
             try:
-                previous = sc.getLocalProperty(CALL_SITE_PROPERTY)
-                sc.setLocalProperty(CALL_SITE_PROPERTY, f"{label} at {line}")
+                previous = [sc.getLocalProperty(p) for p in (CALL_SITE_PROPERTY, _LONG_PROPERTY)]
+                for prop in (CALL_SITE_PROPERTY, _LONG_PROPERTY):
+                    sc.setLocalProperty(prop, f"{label} at {line}")
                 set_it = True
             except Exception:  # noqa: BLE001 - a stopped context: the action itself will say
                 set_it = False
@@ -143,7 +147,9 @@ def _action(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
                 if set_it:
                     # Never fail the agent's action for this (e.g. the context was stopped).
                     with contextlib.suppress(Exception):
-                        sc.setLocalProperty(CALL_SITE_PROPERTY, previous)
+                        for prop, value in zip((CALL_SITE_PROPERTY, _LONG_PROPERTY), previous,
+                                               strict=False):
+                            sc.setLocalProperty(prop, value)
     return call
 
 

@@ -5,7 +5,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** Normalized action names, from Spark's funcName and the call site Spark recorded. */
-final class Actions {
+public final class Actions {
   // PySpark call sites read "toPandas at /path/agent.py:12"; pipetrace's wrappers
   // (python/pipetrace/hooks.py) name notebook cells as IPython does ("count at
   // <ipython-input-3-5f1>:2", "/tmp/ipykernel_7/2961.py:4"); JVM ones end in ".java:0" or
@@ -18,7 +18,7 @@ final class Actions {
   private Actions() {}
 
   /** The Python function and file:line of a PySpark call site, or null for JVM call sites. */
-  static String[] pythonCallSite(String description) {
+  public static String[] pythonCallSite(String description) {
     if (description == null) {
       return null;
     }

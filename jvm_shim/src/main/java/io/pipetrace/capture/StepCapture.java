@@ -175,7 +175,7 @@ public final class StepCapture {
         return null;
       });
     }
-    String description = exec == null ? null : exec.description;
+    String description = exec == null ? null : exec.callSiteText();
     boolean microBatch = exec != null && exec.microBatch != null;
     String action = microBatch ? STREAM_WRITE : Actions.normalize(funcName, description,
         output != null, analyzed instanceof org.apache.spark.sql.catalyst.plans.logical.GlobalLimit);

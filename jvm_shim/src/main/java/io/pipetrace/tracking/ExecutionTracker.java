@@ -82,6 +82,9 @@ public final class ExecutionTracker extends SparkListener {
     final UUID queryId;
     public final long startMs;
     public final String description;
+    // Spark's call site long form: pipetrace's action wrappers set it to the same
+    // "<action> at <file>:<line>" as the short form, which a job description would hide.
+    public String details;
     final long[] rootMetricIds;
     final ExecutionMetrics metrics = new ExecutionMetrics();
     final List<Integer> stages = new ArrayList<>();
@@ -109,6 +112,15 @@ public final class ExecutionTracker extends SparkListener {
       this.queryId = queryId;
       this.startMs = startMs;
       this.description = description;
+    }
+
+    /**
+     * The text that names the action's Python call site: the description, unless the user's
+     * job description replaced it and the details still carry the call site.
+     */
+    public String callSiteText() {
+      return io.pipetrace.capture.Actions.pythonCallSite(description) == null
+          && io.pipetrace.capture.Actions.pythonCallSite(details) != null ? details : description;
     }
 
     public boolean isNested() {
@@ -449,6 +461,7 @@ public final class ExecutionTracker extends SparkListener {
     }
     Exec e = new Exec(s.executionId(), root, queryId, s.time(), s.description(), metricIds);
     e.stream = stream;
+    e.details = s.details();
     e.parentEventId = MlStep.stepOf(s.jobTags().iterator());
     if (stream != null && !promote && root == s.executionId()) {
       e.microBatch = streamQuery(s.description());
