@@ -132,6 +132,21 @@ def test_a_step_carries_its_context(spark: Any, trace: Handle) -> None:
     assert len(step["plan_fingerprint"]) == 64
 
 
+def test_data_handed_over_by_the_driver_is_a_local_input(spark: Any, trace: Handle,
+                                                         tmp_path: Path) -> None:
+    """createDataFrame of a list (PySpark parallelizes it into an RDD) reads the driver's own
+    data: kind local, like data in the plan; an RDD over files stays kind rdd."""
+    (tmp_path / "lines.txt").write_text("a\nb\nc\n")
+    listed = spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], ["id", "name"])
+    assert len(listed.filter("id > 1").collect()) == 2
+    sc = spark.sparkContext
+    assert sc.parallelize(range(5)).map(lambda x: (x,)).toDF(["x"]).count() == 5
+    assert sc.textFile(str(tmp_path / "lines.txt")).map(lambda x: (x,)).toDF(["t"]).count() == 3
+    steps = flushed_steps(trace)
+    kinds = [[i["kind"] for i in inputs] for inputs in steps["inputs"]]
+    assert kinds[-3:] == [["local"], ["local"], ["rdd"]], kinds
+
+
 def test_a_failing_action_is_a_failed_step(spark: Any, trace: Handle) -> None:
     with pytest.raises(Exception, match="agent bug"):
         spark.range(5).select(F.raise_error(F.lit("agent bug in step 3"))).collect()

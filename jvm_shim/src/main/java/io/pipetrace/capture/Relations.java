@@ -172,7 +172,8 @@ public final class Relations {
     }
     if (p instanceof LogicalRDD) {
       Rel r = new Rel();
-      r.kind = "rdd";
+      // createDataFrame(list), or parallelize(...).toDF(): an RDD over the driver's own data
+      r.kind = fromDriverData(((LogicalRDD) p).rdd()) ? "local" : "rdd";
       return r;
     }
     // A CTE reference reads its definition, which is walked on its own: not an input.
@@ -182,6 +183,36 @@ public final class Relations {
       return other(p);
     }
     return null;
+  }
+
+  /**
+   * Whether every root of the RDD's lineage is data the driver handed over (parallelize: a
+   * ParallelCollectionRDD), as PySpark's createDataFrame from a list or pandas frame builds
+   * it. Walks already-built dependencies only; never computes a partition.
+   */
+  static boolean fromDriverData(org.apache.spark.rdd.RDD<?> rdd) {
+    java.util.ArrayDeque<org.apache.spark.rdd.RDD<?>> todo = new java.util.ArrayDeque<>();
+    todo.push(rdd);
+    int seen = 0;
+    boolean any = false;
+    while (!todo.isEmpty()) {
+      if (++seen > 200) {
+        return false;  // a lineage this long is not a list handed to createDataFrame
+      }
+      org.apache.spark.rdd.RDD<?> r = todo.pop();
+      scala.collection.Iterator<org.apache.spark.Dependency<?>> deps =
+          r.dependencies().iterator();
+      if (!deps.hasNext()) {
+        if (!(r instanceof org.apache.spark.rdd.ParallelCollectionRDD)) {
+          return false;
+        }
+        any = true;
+      }
+      while (deps.hasNext()) {
+        todo.push(deps.next().rdd());
+      }
+    }
+    return any;
   }
 
   private static Rel safeOutput(LogicalPlan p) {
