@@ -29,10 +29,10 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from pipetrace import rules
