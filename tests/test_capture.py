@@ -140,8 +140,11 @@ def test_data_handed_over_by_the_driver_is_a_local_input(spark: Any, trace: Hand
     listed = spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], ["id", "name"])
     assert len(listed.filter("id > 1").collect()) == 2
     sc = spark.sparkContext
-    assert sc.parallelize(range(5)).map(lambda x: (x,)).toDF(["x"]).count() == 5
-    assert sc.textFile(str(tmp_path / "lines.txt")).map(lambda x: (x,)).toDF(["t"]).count() == 3
+    # (spark.createDataFrame, not rdd.toDF: toDF binds to the process's first session)
+    parallel = sc.parallelize(range(5)).map(lambda x: (x,))
+    assert spark.createDataFrame(parallel, ["x"]).count() == 5
+    lines = sc.textFile(str(tmp_path / "lines.txt")).map(lambda x: (x,))
+    assert spark.createDataFrame(lines, ["t"]).count() == 3
     steps = flushed_steps(trace)
     kinds = [[i["kind"] for i in inputs] for inputs in steps["inputs"]]
     assert kinds[-3:] == [["local"], ["local"], ["rdd"]], kinds

@@ -151,8 +151,9 @@ print("sink", s["sink_committed_steps"], s["sink_failures"], s["sink_duplicates_
 """
 
 
-def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_path):
-    """Four driver JVMs commit their runs into one table at the same time with Spark's writer.
+def test_three_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_path):
+    """Three driver JVMs (each a JVM on the suite's 2 cores) commit their runs into one table
+    at the same time with Spark's writer.
     Parquet has no transaction log: a concurrent job's cleanup can delete another's staging
     files, so commits fail now and then. Without the retry from the spool and the event_id
     check, that loses or duplicates steps; with them every step lands exactly once. (Delta's
@@ -160,7 +161,8 @@ def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_pa
     table, go = tmp_path / "steps_parquet", tmp_path / "go"
     (tmp_path / "job.py").write_text(CONCURRENT_JOB)
     procs = []
-    for p in range(4):
+    drivers = 3
+    for p in range(drivers):
         home = tmp_path / f"driver-{p}"
         home.mkdir()
         procs.append(subprocess.Popen(
@@ -173,22 +175,22 @@ def test_four_drivers_commit_to_one_table_with_sparks_writer_without_loss(tmp_pa
         assert line.strip() == "ready", proc.stderr.read()[-3000:] if proc.stderr else line
     go.touch()
     outcomes = [proc.communicate(timeout=600) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [e[-3000:] for _, e in outcomes]
+    assert [proc.returncode for proc in procs] == [0] * drivers, [e[-3000:] for _, e in outcomes]
     # Read the parquet files with pyarrow: a reader independent of the drivers that wrote them.
     import pyarrow.dataset as ds
 
     rows = ds.dataset(str(table), format="parquet").to_table(
         columns=["run_id", "seq", "event_id"]).to_pylist()
-    assert len(rows) == 48 and len({r["event_id"] for r in rows}) == 48
-    for p in range(4):
+    assert len(rows) == 12 * drivers and len({r["event_id"] for r in rows}) == 12 * drivers
+    for p in range(drivers):
         assert sorted(r["seq"] for r in rows if r["run_id"] == f"par-{p}") == list(range(1, 13))
-    for p in range(4):
+    for p in range(drivers):
         assert not any((tmp_path / f"driver-{p}" / "spool").rglob("seg-*")), p
     # Per driver: steps its Spark writer committed, failed commits (retried), and steps a retry
     # found already in the table (a commit that failed after its files had landed).
     sinks = [[int(x) for x in out.split("sink ")[1].split()] for out, _ in outcomes]
-    print("spark writer, 4 drivers (committed, failed commits, already there):", sinks)
-    assert [committed + already for committed, _, already in sinks] == [12, 12, 12, 12]
+    print(f"spark writer, {drivers} drivers (committed, failed commits, already there):", sinks)
+    assert [committed + already for committed, _, already in sinks] == [12] * drivers
 
 
 def test_a_corrupt_segment_is_quarantined_and_the_rest_committed(spark, tmp_path):

@@ -39,6 +39,8 @@ import time
 import uuid
 from typing import Any
 
+from pipetrace import patching
+
 __all__ = ["TAG_PREFIX", "describe", "install", "installed", "uninstall"]
 
 log = logging.getLogger("pipetrace")
@@ -61,7 +63,7 @@ _OUTPUT_PARAMS = ("outputCol", "outputCols", "predictionCol", "probabilityCol",
 
 _lock = threading.Lock()
 _installs = [0]  # attached handles that asked for tracing
-_originals: dict[str, Any] = {}
+_patches: list[patching.Patch] = []
 _local = threading.local()  # .active: inside a traced call on this thread
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -78,33 +80,30 @@ def install() -> None:
 
     with _lock:
         _installs[0] += 1
-        if _originals:
+        if _patches:
             return
-        _originals["fit"] = Estimator.fit
-        _originals["transform"] = Transformer.transform
-        Estimator.fit = _traced("fit", Estimator.fit)  # type: ignore[method-assign]
-        Transformer.transform = _traced("transform", Transformer.transform)  # type: ignore
+        for cls, kind in ((Estimator, "fit"), (Transformer, "transform")):
+            patch = patching.wrap_method(cls, kind, functools.partial(_traced, kind))
+            if patch is not None:
+                _patches.append(patch)
 
 
 def uninstall() -> None:
     """Undo one :func:`install`; the last one puts the original methods back."""
     with _lock:
         _installs[0] = max(0, _installs[0] - 1)
-        if _installs[0] or not _originals:
+        if _installs[0]:
             return
-        from pyspark.ml.base import Estimator, Transformer
-
-        Estimator.fit = _originals.pop("fit")  # type: ignore[method-assign]
-        Transformer.transform = _originals.pop("transform")  # type: ignore[method-assign]
+        while _patches:
+            _patches.pop().undo()
 
 
 def installed() -> bool:
     """Whether fits and transforms are being traced now."""
-    return bool(_originals)
+    return bool(_patches)
 
 
 def _traced(kind: str, original: Any) -> Any:
-    @functools.wraps(original)
     def wrapper(self: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(_local, "active", False) or not hasattr(dataset, "_jdf"):
             return original(self, dataset, *args, **kwargs)  # a stage's call, or Spark Connect
@@ -122,7 +121,6 @@ def _traced(kind: str, original: Any) -> Any:
         step.end(result, None)
         return result
 
-    wrapper.__pipetrace_original__ = original  # type: ignore[attr-defined]
     return wrapper
 
 

@@ -29,6 +29,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,8 +39,9 @@ from pipetrace import rules
 from pipetrace import spool as sp
 from pipetrace.schema import SCHEMA_VERSION
 
-__all__ = ["END_FILE", "FILES", "JVM_FILE", "PY_FILE", "Record", "assemble", "has_record",
-           "packages", "ready", "record_table", "remove", "write_end", "write_start"]
+__all__ = ["END_FILE", "FILES", "JVM_FILE", "PY_FILE", "Record", "assemble", "commit_when_over",
+           "has_record", "packages", "ready", "record_table", "remove", "write_end",
+           "write_start"]
 
 FILES = sp.RECORD_FILES
 JVM_FILE, PY_FILE, END_FILE = FILES
@@ -241,6 +243,25 @@ def _without_python_end(row: dict[str, Any], jvm: dict[str, Any], py: dict[str, 
     row["ended_at"] = None
     row["status"] = "UNKNOWN"
     row["end_reason"] = _NEVER_ENDED
+
+
+def commit_when_over(run_dir: Path, write: Callable[[dict[str, Any], int], None]) -> bool:
+    """If the run is over, ``write(row, version)`` its row and remove the record files; True
+    then. Whatever ``write`` raises propagates, and the record stays in the spool.
+
+    Example::
+
+        >>> commit_when_over(Path("/nonexistent/run"), lambda row, version: None)
+        False
+    """
+    if not ready(run_dir):
+        return False
+    record = assemble(run_dir)
+    if record is None:
+        return False
+    write(*record)
+    remove(run_dir)
+    return True
 
 
 def remove(run_dir: Path) -> None:

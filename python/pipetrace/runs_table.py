@@ -131,12 +131,11 @@ def commit_record(run_dir: Path, steps_table: str) -> bool:
         >>> commit_record(Path("/nonexistent/run"), "/tmp/pipeline_steps")
         False
     """
-    if not run_record.ready(run_dir):
-        return False
-    record = run_record.assemble(run_dir)
-    if record is None:
-        return False
-    row, version = record
+    return run_record.commit_when_over(run_dir, lambda row, version: _write(
+        row, version, run_dir, steps_table))
+
+
+def _write(row: dict[str, Any], version: int, run_dir: Path, steps_table: str) -> None:
     target = runs_table(steps_table)
     dt = ensure_runs_table(target)
     app = record_app_id(str(row["run_id"]))
@@ -156,5 +155,3 @@ def commit_record(run_dir: Path, steps_table: str) -> bool:
             raise TableError(f"committing the record of run {row['run_id']} to {target} "
                              f"failed: {exc}; it stays in {run_dir}, rerun `pipetrace "
                              "ingest`") from exc
-    run_record.remove(run_dir)
-    return True

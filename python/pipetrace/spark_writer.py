@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,12 @@ def recover_with_spark(
         run_dir = spool_dir / run_id
         with sp.commit_lock(run_dir):
             if not (run_dir / sp.MANIFEST).exists():
-                continue  # another committer finished and removed the run while we waited
+                # Only the Python side's record (its driver never spooled), or another
+                # committer finished and removed the run while we waited.
+                if _commit_record(bridge, run_dir, target, format):
+                    result.records += 1
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                continue
             sp.recover_open_segments(run_dir)
             segments = len(sp.sealed_segments(run_dir))
             stats = bridge.recover_run(str(run_dir), target, format)
@@ -92,20 +98,15 @@ def _commit_record(bridge: Any, run_dir: Path, table: str, fmt: str) -> bool:
     """Commit the run's own row (pipeline_runs, beside ``table``) with Spark's writer once the
     run is over; True when it is in the table. The caller holds the run's commit lock.
     Raises :class:`TableError` when it cannot be written (the record stays in the spool)."""
-    if not run_record.ready(run_dir):
-        return False
-    record = run_record.assemble(run_dir)
-    if record is None:
-        return False
-    row, version = record
-    try:
-        bridge.commit_record(table, fmt, json.dumps(row), version)
-    except PipetraceError as exc:
-        message = f"committing the record of run {run_dir.name} beside {table} failed: {exc}"
-        sp.record_error(run_dir, message)
-        raise TableError(message) from exc
-    run_record.remove(run_dir)
-    return True
+    def write(row: dict[str, Any], version: int) -> None:
+        try:
+            bridge.commit_record(table, fmt, json.dumps(row), version)
+        except PipetraceError as exc:
+            message = f"committing the record of run {run_dir.name} beside {table} failed: {exc}"
+            sp.record_error(run_dir, message)
+            raise TableError(message) from exc
+
+    return run_record.commit_when_over(run_dir, write)
 
 
 class SparkWriter:

@@ -105,13 +105,7 @@ public final class MlStep {
       try {
         analyzed = qe.analyzed();
         for (Relations.Rel r : Relations.inputs(analyzed, redactor)) {
-          Map<String, Object> m = new LinkedHashMap<>();
-          m.put("kind", r.kind);
-          m.put("name", r.name);
-          m.put("format", r.format);
-          m.put("version", r.version);
-          m.put("path", r.path);
-          inputs.add(m);
+          inputs.add(r.asInput());
         }
         if (!inputs.isEmpty()) {
           // Files are identified from a scan that ran; a fit's scans are Spark ML's own

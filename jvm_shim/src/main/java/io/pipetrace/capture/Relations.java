@@ -54,6 +54,17 @@ public final class Relations {
     String key() {
       return kind + "|" + name + "|" + format;
     }
+
+    /** This input's entry of a step's {@code inputs}, as the listener spools it. */
+    java.util.Map<String, Object> asInput() {
+      java.util.Map<String, Object> m = new LinkedHashMap<>();
+      m.put("kind", kind);
+      m.put("name", name);
+      m.put("format", format);
+      m.put("version", version);
+      m.put("path", path);
+      return m;
+    }
   }
 
   private Relations() {}

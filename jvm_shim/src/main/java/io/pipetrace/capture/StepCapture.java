@@ -477,12 +477,7 @@ public final class StepCapture {
     List<Map<String, Object>> out = new ArrayList<>();
     if (rels != null) {
       for (Relations.Rel r : rels) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("kind", r.kind);
-        m.put("name", r.name);
-        m.put("format", r.format);
-        m.put("version", r.version);
-        m.put("path", r.path);
+        Map<String, Object> m = r.asInput();
         InputIdentity.Pending identity = scans == null ? null
             : attempt("input files", () -> InputIdentity.pending(r, scans));
         if (identity != null) {
