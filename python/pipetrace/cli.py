@@ -32,6 +32,7 @@ from rich.text import Text
 
 from pipetrace.cli_databricks import audit_cmd, databricks
 from pipetrace.cli_output import cell, json_rows
+from pipetrace.cli_report import diff_cmd, report_cmd
 from pipetrace.errors import ConfigError, PipetraceError, TableError
 
 __all__ = ["main"]
@@ -283,6 +284,8 @@ def verify_cmd(table: str | None, key_file: str | None, run_id: str | None) -> i
 # Databricks setup and audit queries live in their own module; registered here, explicitly.
 cli.add_command(databricks)
 cli.add_command(audit_cmd)
+cli.add_command(report_cmd)
+cli.add_command(diff_cmd)
 
 
 def _present(value: Any) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["cell", "json_rows", "jsonable"]
+__all__ = ["cell", "json_rows", "jsonable", "jsonable_value"]
 
 
 def jsonable(value: Any, dtype: pa.DataType) -> Any:
@@ -66,3 +66,27 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def jsonable_value(value: Any) -> Any:
+    """Plain Python data (dicts, lists, timestamps, sets) as JSON-ready values, without an
+    Arrow type to go by.
+
+    Example::
+
+        >>> jsonable_value({"at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), "s": {2, 1}})
+        {'at': '2026-01-02T00:00:00Z', 's': [1, 2]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable_value(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [jsonable_value(v) for v in sorted(value, key=str)]
+    if isinstance(value, (list, tuple)):
+        return [jsonable_value(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (dt.date, dt.time, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

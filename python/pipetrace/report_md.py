@@ -1,0 +1,93 @@
+"""The run report as Markdown, for a validation file or a pull request: the run, inputs,
+outputs, failures, the row flow and the steps (a loop's steps as one line); no plans (the HTML
+report has them).
+
+Example::
+
+    >>> from pipetrace.report_md import render_md
+    >>> print(render_md(run))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipetrace import report_model as rm
+from pipetrace.cli import error_summary
+
+__all__ = ["render_md"]
+
+
+def _c(value: Any) -> str:
+    """A table cell: no pipe or newline breaks the row."""
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _n(value: Any) -> str:
+    return f"{int(value):,}" if value is not None else "—"
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(_c(v) for v in row) + " |" for row in rows])
+
+
+def render_md(run: Any) -> str:
+    """The Markdown document of ``run`` (a :class:`pipetrace.run_report.RunData`)."""
+    rows = run.steps
+    facts = run.facts()
+    out = [f"# Run `{run.run_id}`: {facts.get('status', '?')}", ""]
+    out += _table(["", ""], [[k, v] for k, v in facts.items() if k != "status"])
+    inputs = rm.input_datasets(rows)
+    out += ["", "## Inputs", ""]
+    out += _table(["kind", "name", "format", "identity", "files", "origin", "read by steps"], [
+        [i["kind"], f"`{i['name']}`", i["format"], i["identity"] or "unknown", i["files"],
+         "written by this run" if i["written_by_run"] else "external",
+         ", ".join(map(str, i["steps"][:12])) + (" …" if len(i["steps"]) > 12 else "")]
+        for i in inputs]) if inputs else ["no inputs recorded"]
+    outputs = rm.output_datasets(rows)
+    out += ["", "## Outputs", ""]
+    out += _table(["step", "name", "format", "mode", "rows written", "version", "status"], [
+        [o["seq"], f"`{o['name']}`", o["format"], o["mode"], _n(o["rows"]), o["version"],
+         o["status"]] for o in outputs]) if outputs else ["the run wrote nothing"]
+    ordered = sorted(rows, key=lambda r: r["seq"])
+    failed = [(i, r) for i, r in enumerate(ordered) if r.get("status") == "FAILED"]
+    out += ["", "## Failures", ""]
+    if not failed:
+        out.append("no step failed")
+    for i, r in failed:
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        then = (f"step {nxt['seq']} {nxt.get('action')} at `{nxt.get('call_site')}`: "
+                f"{nxt.get('status')}" if nxt else "nothing (the run's last step)")
+        error = error_summary(str(r["error"])) if r.get("error") else "no error recorded"
+        out += [f"- step {r['seq']} {r.get('action')} at `{r.get('call_site')}`: `{_c(error)}`;"
+                f" what ran next: {then}"]
+    out += ["", "## Row flow", "",
+            "Counts: *exact* = the condition's own rows (measured); *operator* = the rows of the "
+            "physical operator planned from it; none where the optimizer merged it with another "
+            "step. A join's rows in are its left input's.", ""]
+    flows = [f for f in (rm.funnel(r) for r in rows) if f is not None]
+    for flow in flows:
+        out += [f"**step {flow.seq}** (rows out {_n(flow.rows_out)})", ""]
+        out += _table(["what", "condition", "line", "rows in", "rows out", "share dropped",
+                       "count of"], [
+            [f.kind + (" **multiplies rows**" if f.multiplies else ""),
+             f"`{f.description[:200]}`" + (f" ({f.note})" if f.note else ""), f.source,
+             _n(f.rows_in), _n(f.rows_out),
+             "—" if f.share_dropped is None else f"{100 * f.share_dropped:.1f} %",
+             f.basis or "not known"] for f in flow.rows])
+        out.append("")
+    if not flows:
+        out.append("no filter, join, dedup or aggregate recorded")
+    out += ["", "## Steps", ""]
+    table = []
+    for g in rm.groups(rows):
+        first = g.first
+        flow = ", ".join(rm.short_name(i) for i in (first.get("inputs") or []) if i)
+        if first.get("output"):
+            flow += f" → {rm.short_name(first['output'])}"
+        rows_out = _n(first.get("rows_out")) if len(g.steps) == 1 else f"{len(g.steps)} steps"
+        table.append([g.label, first.get("action"), first.get("status"), rows_out,
+                      first.get("call_site"), flow])
+    out += _table(["seq", "action", "status", "rows", "call site", "inputs → output"], table)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,381 @@
+"""What a run report says, computed from a run's rows: the facts both renderers (HTML and
+Markdown) and the diff share, with no formatting in them.
+
+Every function takes step rows as plain Python dicts (one ``pipeline_steps`` row each, as
+``pyarrow.Table.to_pylist`` gives them) and tolerates rows of older schema versions: a column a
+row does not have is treated as null.
+
+Example::
+
+    >>> rows = [{"seq": 1, "action": "write", "output": {"kind": "path", "name": "/o"}},
+    ...         {"seq": 2, "action": "count", "inputs": [{"kind": "path", "name": "/o"}]}]
+    >>> edges(rows)
+    [(1, 2, '/o')]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Funnel", "FunnelRow", "Group", "dataset_key", "edges", "external_inputs", "funnel",
+           "groups", "identity", "input_datasets", "normalize_plan", "output_datasets",
+           "short_name", "upstream_inputs"]
+
+# Expression ids (age#12L), plan ids ([plan_id=35]) and object hashes differ between runs of the
+# same code: removed before two plans are compared or deduplicated.
+_EXPR_ID = re.compile(r"#\d+L?\b")
+_PLAN_ID = re.compile(r"\[plan_id=\d+\]|plan_id=\d+")
+_HASH = re.compile(r"@[0-9a-f]{6,}\b")
+
+
+def normalize_plan(text: str | None) -> str:
+    """A plan text without what changes between runs of the same code (expression and plan ids).
+
+    Example::
+
+        >>> normalize_plan("Filter (age#12L >= 18)\\n+- Exchange [plan_id=7]")
+        'Filter (age >= 18)\\n+- Exchange'
+    """
+    if not text:
+        return ""
+    out = _PLAN_ID.sub("", _HASH.sub("", _EXPR_ID.sub("", text)))
+    return "\n".join(line.rstrip() for line in out.splitlines())
+
+
+def dataset_key(entry: dict[str, Any] | None) -> str | None:
+    """The one name under which a read and a write of the same data meet: the qualified storage
+    path where recorded (schema 4+), else the table name or path as recorded."""
+    if not entry:
+        return None
+    return entry.get("path") or entry.get("name")
+
+
+def short_name(entry: dict[str, Any] | None) -> str:
+    """A dataset's last name part (``schema.table`` or the file/folder name) for labels."""
+    if not entry or not entry.get("name"):
+        return str((entry or {}).get("kind") or "?")
+    name = str(entry["name"])
+    if entry.get("kind") == "table":
+        return ".".join(name.split(".")[-2:])
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def identity(entry: dict[str, Any]) -> str | None:
+    """What identifies the data an input had: its Delta version, else the fingerprint of its
+    files (the ``inputs_identity`` audit query's rule); None when neither was recorded.
+
+    Example::
+
+        >>> identity({"version": 3}), identity({"fingerprint": "ab12"}), identity({})
+        ('version 3', 'sha256 ab12', None)
+    """
+    if entry.get("version") is not None:
+        return f"version {entry['version']}"
+    if entry.get("fingerprint"):
+        return f"sha256 {entry['fingerprint']}"
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if value is not None else []
+
+
+def edges(rows: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """(writer seq, reader seq, dataset key): a step reads what an earlier step of the run wrote
+    (the latest such write before it; a failed write wrote nothing usable but is still linked,
+    since the reader read whatever the location then held)."""
+    last_writer: dict[str, int] = {}
+    found: list[tuple[int, int, str]] = []
+    for row in sorted(rows, key=lambda r: r["seq"]):
+        for entry in _list(row.get("inputs")):
+            key = dataset_key(entry)
+            if key in last_writer and last_writer[key] != row["seq"]:
+                edge = (last_writer[key], row["seq"], key)
+                if edge not in found:
+                    found.append(edge)
+        out_key = dataset_key(row.get("output"))
+        if out_key:
+            last_writer[out_key] = row["seq"]
+    return found
+
+
+def _written_before(rows: list[dict[str, Any]]) -> dict[int, set[str]]:
+    """Per seq, the dataset keys an earlier step of the run wrote."""
+    seen: set[str] = set()
+    before: dict[int, set[str]] = {}
+    for row in sorted(rows, key=lambda r: r["seq"]):
+        before[row["seq"]] = set(seen)
+        key = dataset_key(row.get("output"))
+        if key:
+            seen.add(key)
+    return before
+
+
+def external_inputs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Each (input entry, seq) the run read that no earlier step of the run wrote: the data the
+    run started from, as opposed to its own intermediate results."""
+    before = _written_before(rows)
+    return [(entry, row["seq"]) for row in sorted(rows, key=lambda r: r["seq"])
+            for entry in _list(row.get("inputs"))
+            if dataset_key(entry) not in before[row["seq"]]]
+
+
+def input_datasets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's inputs, one entry per (dataset, identity): kind, name, format, identity, files,
+    bytes, modified, which steps read it, and whether an earlier step of the run wrote it."""
+    before = _written_before(rows)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["seq"]):
+        for entry in _list(row.get("inputs")):
+            key = dataset_key(entry)
+            ident = identity(entry)
+            item = found.setdefault((key, ident, entry.get("kind")), {
+                "key": key, "kind": entry.get("kind"), "name": entry.get("name"),
+                "format": entry.get("format"), "identity": ident,
+                "version": entry.get("version"), "files": entry.get("files"),
+                "bytes": entry.get("bytes"), "modified_max": entry.get("modified_max"),
+                "fingerprint": entry.get("fingerprint"), "steps": [],
+                "written_by_run": key in before[row["seq"]]})
+            if row["seq"] not in item["steps"]:
+                item["steps"].append(row["seq"])
+    return list(found.values())
+
+
+def output_datasets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every write of the run in order: dataset, how, rows written, version, status."""
+    outs = []
+    for row in sorted(rows, key=lambda r: r["seq"]):
+        out = row.get("output")
+        if not out:
+            continue
+        outs.append({"seq": row["seq"], "key": dataset_key(out), "kind": out.get("kind"),
+                     "name": out.get("name"), "format": out.get("format"),
+                     "mode": out.get("mode"), "version": out.get("version"),
+                     "operation": out.get("operation"), "rows": row.get("rows_out"),
+                     "status": row.get("status"), "schema": row.get("output_schema")})
+    return outs
+
+
+def upstream_inputs(rows: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
+    """The external input entries step ``seq`` depends on, directly or through what earlier
+    steps of the run wrote and it read."""
+    by_seq = {r["seq"]: r for r in rows}
+    writers = {}
+    for a, b, _key in edges(rows):
+        writers.setdefault(b, []).append(a)
+    before = _written_before(rows)
+    todo, seen, found = [seq], set(), []
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in by_seq:
+            continue
+        seen.add(current)
+        for entry in _list(by_seq[current].get("inputs")):
+            if dataset_key(entry) not in before[current]:
+                found.append(entry)
+        todo.extend(writers.get(current, []))
+    return found
+
+
+@dataclass
+class Group:
+    """Consecutive steps run by the same line of the agent's code with the same action and
+    status (a loop): drawn as one node, detailed once."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def first(self) -> dict[str, Any]:
+        return self.steps[0]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [s["seq"] for s in self.steps]
+
+    @property
+    def label(self) -> str:
+        seqs = self.seqs
+        return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}–{seqs[-1]}"
+
+
+def _group_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row.get("call_site"), row.get("action") or row.get("spark_func"), row.get("status"),
+            row.get("parent_event_id") is not None)
+
+
+def groups(rows: Iterable[dict[str, Any]], *, min_size: int = 3) -> list[Group]:
+    """Steps in seq order, runs of ``min_size`` or more consecutive steps with one call site,
+    action and status as one group each (a write never groups: each has its own output)."""
+    ordered = sorted(rows, key=lambda r: r["seq"])
+    out: list[Group] = []
+    i = 0
+    while i < len(ordered):
+        j = i + 1
+        key = _group_key(ordered[i])
+        if ordered[i].get("call_site") and not ordered[i].get("output"):
+            while (j < len(ordered) and _group_key(ordered[j]) == key
+                   and not ordered[j].get("output")):
+                j += 1
+        if j - i >= min_size:
+            out.append(Group(ordered[i:j]))
+        else:
+            out.extend(Group([r]) for r in ordered[i:j])
+        i = j
+    return out
+
+
+@dataclass
+class FunnelRow:
+    """One agent-written transformation in a step's row flow."""
+
+    kind: str
+    description: str
+    source: str | None
+    rows_in: int | None
+    rows_out: int | None
+    # "exact": the condition's own rows (measured); "operator": the rows of the physical
+    # operator planned from it (may also evaluate conditions the optimizer added, e.g.
+    # isnotnull); None: no count shown (merged, or not known), with ``note`` saying why.
+    basis: str | None
+    note: str | None = None
+    multiplies: bool = False
+    inputs: list[int | None] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int | None:
+        if self.rows_in is None or self.rows_out is None:
+            return None
+        return self.rows_in - self.rows_out
+
+    @property
+    def share_dropped(self) -> float | None:
+        if self.rows_in in (None, 0) or self.rows_out is None:
+            return None
+        return 1 - self.rows_out / self.rows_in
+
+
+@dataclass
+class Funnel:
+    """A step's row flow: rows read per input, each transformation, rows out."""
+
+    seq: int
+    reads: list[tuple[str, int | None]]
+    rows: list[FunnelRow]
+    rows_out: int | None
+
+
+_KIND_OPERATORS = {"filter": ("Filter",), "join": ("Join", "CartesianProduct", "NestedLoop"),
+                   "dedup": ("Aggregate", "Deduplicate"), "aggregate": ("Aggregate",)}
+_FUNNEL_KINDS = ("filter", "join", "dedup", "aggregate")
+_SCAN = re.compile(r"^(Scan|BatchScan|FileScan|InMemoryTableScan|LocalTableScan|Range)")
+
+
+def _count(value: Any) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value)
+
+
+def _operator_rows(mine: list[dict[str, Any]], kind: str, by_id: dict[Any, dict[str, Any]]
+                   ) -> tuple[int | None, list[int | None], int | None, str | None]:
+    """rows_in (summed; a join's: its left input), rows_in per input, rows_out of the
+    operators a logical step became: the lowest one's input and the highest one's output (a
+    partial and a final aggregate, with an exchange between them)."""
+    wanted = [o for o in mine if any(w in str(o.get("name")) for w in _KIND_OPERATORS[kind])]
+    if not wanted:
+        return None, [], None, "no physical operator of its own (evaluated inside the scan)"
+
+    def ancestors(op: dict[str, Any]) -> set[Any]:
+        found, parent = set(), op.get("parent_id")
+        while parent is not None and parent in by_id and parent not in found:
+            found.add(parent)
+            parent = by_id[parent].get("parent_id")
+        return found
+
+    ids = {o.get("id") for o in wanted}
+    top = [o for o in wanted if not (ancestors(o) & ids)]
+    bottom = [o for o in wanted if not any(o.get("id") in ancestors(p) for p in wanted)]
+    if len(top) != 1 or len(bottom) != 1:
+        return None, [], None, "planned as several operators: no one count is the step's"
+    ins = [_count(v) for v in _list(bottom[0].get("rows_in"))]
+    total = None if not ins or any(v is None for v in ins) else sum(v for v in ins if v is not None)
+    if kind == "join":
+        total = ins[0] if ins else None
+    return total, ins, _count(top[0].get("rows_out")), None
+
+
+def _scan_label(op: dict[str, Any], inputs: list[dict[str, Any]]) -> str:
+    """The input a scan operator reads, by the name ``inputs`` gives it when the scan's
+    description shows its location or table; else the description's start."""
+    text = str(op.get("description") or op.get("name") or "scan")
+    for entry in inputs:
+        for candidate in (entry.get("path"), entry.get("name")):
+            if candidate and (candidate in text or candidate.replace("file:", "") in text):
+                return str(entry.get("name"))
+    return normalize_plan(text)[:120]
+
+
+def funnel(row: dict[str, Any]) -> Funnel | None:
+    """The row flow of one step through the filters, joins, dedups and aggregates the agent
+    wrote (``logical_steps``), in the order the code wrote them; None when it has none.
+
+    Counts follow the table's rule, a number is true or null: a measured step's own rows
+    (``exact``); else the rows of the one physical operator planned from it; never an operator's
+    rows for a step that the optimizer merged with another (``merged``). A join's ``rows_in`` is
+    its left input, and it is flagged when it returns more rows than either input had.
+    For rows of schema 1-2 (no ``logical_steps``) the operators that carry the agent's
+    ``source`` line stand in (the ``attrition`` audit query's view).
+    """
+    ops = [o for o in _list(row.get("operators")) if o]
+    by_id = {o.get("id"): o for o in ops}
+    reads = [(_scan_label(o, _list(row.get("inputs"))), _count(o.get("rows_out")))
+             for o in ops if _SCAN.match(str(o.get("name") or ""))]
+    rows: list[FunnelRow] = []
+    logical = [s for s in _list(row.get("logical_steps")) if s and s.get("kind") in _FUNNEL_KINDS]
+    if row.get("logical_steps") is not None:
+        for step in sorted(logical, key=lambda s: s.get("id") or 0):
+            kind = str(step["kind"])
+            mine = [by_id[i] for i in _list(step.get("operator_ids")) if i in by_id]
+            entry = FunnelRow(kind=kind, description=normalize_plan(step.get("description")),
+                              source=step.get("source"), rows_in=None, rows_out=None, basis=None)
+            if step.get("exact"):
+                entry.rows_in, entry.rows_out = _count(step.get("rows_in")), _count(step.get("rows_out"))
+                entry.basis = "exact"
+            elif step.get("merged"):
+                others = ", ".join(str(m) for m in _list(step.get("merged_with")))
+                entry.note = (f"merged by the optimizer with step(s) {others}" if others else
+                              "merged by the optimizer with another step") + \
+                    ": no count is this condition's alone"
+            else:
+                total, ins, out, why = _operator_rows(mine, kind, by_id)
+                entry.rows_in, entry.rows_out, entry.inputs = total, out, ins
+                entry.basis = "operator" if out is not None else None
+                entry.note = why or (None if out is not None else step.get("rows_unknown"))
+            if kind == "join" and entry.rows_out is not None and entry.inputs and all(
+                    v is not None for v in entry.inputs):
+                entry.multiplies = entry.rows_out > max(v for v in entry.inputs if v is not None)
+            rows.append(entry)
+    else:
+        for op in reversed(ops):  # operators are listed root first: the flow reads bottom up
+            name = str(op.get("name") or "")
+            kind = next((k for k in ("filter", "join", "aggregate")
+                         if any(w in name for w in _KIND_OPERATORS[k])), None)
+            if not op.get("source") or kind is None:
+                continue
+            ins = [_count(v) for v in _list(op.get("rows_in"))]
+            total = None if not ins or None in ins else (ins[0] if kind == "join" else sum(
+                v for v in ins if v is not None))
+            out = _count(op.get("rows_out"))
+            rows.append(FunnelRow(kind=kind, description=normalize_plan(op.get("description") or name),
+                                  source=op.get("source"), rows_in=total, rows_out=out,
+                                  basis="operator" if out is not None else None, inputs=ins,
+                                  multiplies=(kind == "join" and out is not None and bool(ins)
+                                              and None not in ins
+                                              and out > max(v for v in ins if v is not None))))
+    if not rows:
+        return None
+    return Funnel(seq=row["seq"], reads=reads, rows=rows, rows_out=_count(row.get("rows_out")))
