@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pipetrace.run_diff import diff
 from pipetrace.errors import PipetraceError
 from pipetrace.ingest import ingest
 from pipetrace.query import sql, steps
+from pipetrace.run_diff import diff
 from pipetrace.run_report import report
 from pipetrace.spark import Handle, attach
 

@@ -51,7 +51,7 @@ def diff_cmd(table: str | None, fmt: str, run_a: str, run_b: str) -> int:
     changes, outputs whose content changed."""
     from pipetrace import run_diff
     from pipetrace.cli_output import jsonable_value
-    from pipetrace.run_report import load_run
+    from pipetrace.run_data import load_run
 
     result = run_diff.compare(load_run(run_a, table=table), load_run(run_b, table=table))
     if fmt == "json":

@@ -19,7 +19,7 @@ import html
 from typing import Any
 
 from pipetrace import report_model as rm
-from pipetrace.cli import error_summary
+from pipetrace.cli_output import error_summary
 
 __all__ = ["render"]
 
@@ -358,7 +358,7 @@ def _step(group: rm.Group) -> str:
 
 
 def render(run: Any, *, compare: str | None = None) -> str:
-    """The whole document for ``run`` (a :class:`pipetrace.run_report.RunData`); ``compare``: an
+    """The whole document for ``run`` (a :class:`pipetrace.run_data.RunData`); ``compare``: an
     already rendered diff section to include."""
     rows = run.steps
     grouped = rm.groups(rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipetrace import report_model as rm
-from pipetrace.cli import error_summary
+from pipetrace.cli_output import error_summary
 
 __all__ = ["render_md"]
 
@@ -33,7 +33,7 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def render_md(run: Any) -> str:
-    """The Markdown document of ``run`` (a :class:`pipetrace.run_report.RunData`)."""
+    """The Markdown document of ``run`` (a :class:`pipetrace.run_data.RunData`)."""
     rows = run.steps
     facts = run.facts()
     out = [f"# Run `{run.run_id}`: {facts.get('status', '?')}", ""]

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from pipetrace import report_model as rm
+from pipetrace.run_data import load_run
 
 __all__ = ["align", "compare", "diff", "to_frame", "to_html", "to_markdown"]
 
@@ -270,7 +271,7 @@ def _outputs(a: list[Row], b: list[Row], pairs: list[dict[str, Any]]) -> list[di
 
 
 def compare(a: Any, b: Any) -> dict[str, Any]:
-    """The diff from run ``a`` to run ``b`` (two :class:`pipetrace.run_report.RunData`) as plain
+    """The diff from run ``a`` to run ``b`` (two :class:`pipetrace.run_data.RunData`) as plain
     data: ``steps`` (one entry per aligned pair), ``inputs``, ``outputs``, ``run``."""
     ext_a: dict[int, list[Row]] = {}
     for entry, seq in rm.external_inputs(a.steps):
@@ -306,8 +307,6 @@ def diff(run_a: str, run_b: str, *, table: str | None = None) -> pd.DataFrame:
         >>> frame.loc[frame.change == "added", "seq_b"].tolist()        # doctest: +SKIP
         [4]
     """
-    from pipetrace.run_report import load_run
-
     return to_frame(compare(load_run(run_a, table=table), load_run(run_b, table=table)))
 
 

@@ -277,16 +277,15 @@ class Handle:
 
             >>> displayHTML(trace.report())  # doctest: +SKIP
         """
-        from pipetrace import run_report
+        from pipetrace import run_data, run_report
 
         self.flush()
         if self.writer == "delta-rs":
             return run_report.report(self.run_id, table=self.table, format=format,
                                      compare=compare)  # type: ignore[arg-type]
         # Spark's writer (a catalog table): the rows come through Spark, as steps() reads them.
-        run = run_report.RunData(self.run_id, self.table,
-                                 run_report.rows_from_pandas(self.steps()))
-        other = (run_report.load_run(compare, table=self.table) if compare else None)
+        run = run_data.RunData(self.run_id, self.table, run_data.rows_from_pandas(self.steps()))
+        other = run_data.load_run(compare, table=self.table) if compare else None
         text = run_report.render(run, fmt=format, compare=other)  # type: ignore[arg-type]
         return run_report.HtmlReport(text) if format == "html" else text
 
