@@ -110,6 +110,11 @@ def _ident(value: str | None) -> str:
     return value[:23] + "…" if value.startswith("sha256 ") and len(value) > 24 else value
 
 
+def _line(source: str | None) -> str:
+    """``file.py:12`` of a source path (the full path is in the step's details)."""
+    return source.rsplit("/", 1)[-1] if source else ""
+
+
 def _steps_links(seqs: list[int], limit: int = 12) -> str:
     shown = ", ".join(f"<a href='#step-{s}'>{s}</a>" for s in seqs[:limit])
     return shown + (f" … ({len(seqs)} steps)" if len(seqs) > limit else "")
@@ -135,7 +140,7 @@ def _node_label(group: rm.Group) -> str:
     action = first.get("action") or first.get("spark_func") or "?"
     site = (first.get("call_site") or "").rsplit("/", 1)[-1]
     if len(group.steps) > 1:
-        return f"{group.label} {action} ×{len(group.steps)} {site}"
+        return f"{group.label} {action} ×{len(group.steps)} {site}"[:80]
     rows = first.get("rows_out")
     out = rm.short_name(first.get("output")) if first.get("output") else ""
     text = f"{group.label} {action} {site}"
@@ -181,9 +186,12 @@ def _graph(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
             + "".join(parts))
 
 
-def _funnels(rows: list[dict[str, Any]]) -> str:
+def _funnels(groups: list[rm.Group]) -> str:
+    """One funnel per group: a loop's steps at one line show the first step's flow (each
+    step's rows are in its entry under Steps)."""
     blocks = []
-    for row in rows:
+    for group in groups:
+        row = group.first
         flow = rm.funnel(row)
         if flow is None:
             continue
@@ -194,18 +202,21 @@ def _funnels(rows: list[dict[str, Any]]) -> str:
         for f in flow.rows:
             flag = " <b class='bad'>multiplies rows</b>" if f.multiplies else ""
             note = f"<br><span class='muted'>{_e(f.note)}</span>" if f.note else ""
-            basis = {"exact": "exact (measured)", "operator": "physical operator"}.get(
-                f.basis or "", "not known")
+            basis = {"exact": "exact", "operator": "operator"}.get(f.basis or "", "not known")
+            share = (f"×{f.rows_out / f.rows_in:.2f}" if f.multiplies and f.rows_in and f.rows_out
+                     else _share(f.share_dropped))
             body.append(
                 f"<tr class='funnel-row' data-seq='{flow.seq}' data-kind='{_e(f.kind)}' "
                 f"data-rows-in='{_attr(f.rows_in)}' data-rows-out='{_attr(f.rows_out)}' "
                 f"data-basis='{_attr(f.basis)}' data-multiplies='{str(f.multiplies).lower()}' "
                 f"data-source='{_attr(f.source)}'><td>{_e(f.kind)}</td>"
                 f"<td><code>{_e(f.description)[:300]}</code>{flag}{note}</td>"
-                f"<td><code>{_e(f.source)}</code></td><td class='n'>{_n(f.rows_in)}</td>"
+                f"<td><code>{_e(_line(f.source))}</code></td><td class='n'>{_n(f.rows_in)}</td>"
                 f"<td class='n'>{_n(f.dropped)}</td><td class='n'>{_n(f.rows_out)}</td>"
-                f"<td class='n'>{_share(f.share_dropped)}</td><td>{_e(basis)}</td></tr>")
+                f"<td class='n'>{share}</td><td>{_e(basis)}</td></tr>")
         title = _e(_node_label(rm.Group([row])))
+        if len(group.steps) > 1:
+            title += f" (the first of {len(group.steps)} steps at this line: {_e(group.label)})"
         blocks.append(
             f"<details class='funnel' data-seq='{flow.seq}' open><summary>step {title}</summary>"
             "<table><tr><th>what</th><th>condition</th><th>line</th><th>rows in</th>"
@@ -218,10 +229,12 @@ def _funnels(rows: list[dict[str, Any]]) -> str:
     if len(blocks) > 50:  # a long run: the first ones open, the rest collapsed
         blocks = blocks[:50] + [b.replace(" open>", ">", 1) for b in blocks[50:]]
     return ("<h2 id='row-flow'>Row flow</h2><p class='muted'>per step, the filters, joins, dedups "
-            "and aggregates the agent wrote, in code order. <i>exact</i>: the condition's own "
-            "rows (measured); <i>physical operator</i>: the rows of the operator planned from "
-            "it; a step the optimizer merged with another shows no count, since no count is "
-            "its alone. A join's rows in are its left input's.</p>" + "".join(blocks))
+            "and aggregates the agent wrote, in code order. Count of: <i>exact</i>, the "
+            "condition's own rows (measured); <i>operator</i>, the rows of the physical operator "
+            "planned from it; a step the optimizer merged with another shows no count, since no "
+            "count is its alone. A join's rows in are its left input's; one that returns more "
+            "rows than either input had multiplies rows (its factor in the share column).</p>"
+            + "".join(blocks))
 
 
 def _failures(rows: list[dict[str, Any]]) -> str:
@@ -271,60 +284,86 @@ def _plan_key(row: dict[str, Any]) -> str:
     return str(row.get("plan_fingerprint") or f"seq-{row['seq']}")
 
 
+def _plan_text(row: dict[str, Any]) -> str:
+    return "\n".join(f"== {name} ==\n{normal}" for name, normal in (
+        (n, rm.normalize_plan(row.get(c))) for n, c in (
+            ("analyzed", "logical_plan"), ("optimized", "optimized_plan"),
+            ("physical", "physical_plan"))) if normal)
+
+
 def _plans(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
-    """Each distinct plan once. A plan first seen inside a loop's group after the group's own
-    first plan is stored as a diff against that one (a loop over literals stays small)."""
+    """Each distinct plan once, by fingerprint. A plan is stored as a diff against a plan
+    stored in full before it (its loop's first plan, else the last one stored) when that diff
+    is under half its size: a loop over literals, or steps that extend the same DataFrame,
+    stay small."""
     stored: dict[str, str] = {}
     texts: dict[str, str] = {}
+    users: dict[str, list[int]] = {}
+    for r in rows:
+        users.setdefault(_plan_key(r), []).append(r["seq"])
+    # The last plans stored in full per shape (action and root operators): likely near twins.
+    last: dict[tuple[Any, ...], list[str]] = {}
     for group in groups:
         base: str | None = None
         for row in group.steps:
             key = _plan_key(row)
             if key in stored:
-                base = base or key
+                base = base or (key if key in texts else None)
                 continue
-            text = "\n".join(f"== {name} ==\n{normal}" for name, normal in (
-                (n, rm.normalize_plan(row.get(c))) for n, c in (
-                    ("analyzed", "logical_plan"), ("optimized", "optimized_plan"),
-                    ("physical", "physical_plan"))) if normal)
-            seqs = [r["seq"] for r in rows if _plan_key(r) == key] if len(groups) < 400 else []
-            used = f"steps {', '.join(map(str, seqs[:20]))}" if seqs else f"step {row['seq']}"
-            if base is not None and base in texts:
-                delta = "\n".join(difflib.unified_diff(texts[base].splitlines(), text.splitlines(),
-                                                      lineterm="", n=0))
-                if len(delta) < len(text) // 2:
-                    stored[key] = (f"<details id='plan-{_e(key)}'><summary>plan {_e(key[:12])} "
-                                   f"({used}): as plan <a href='#plan-{_e(base)}'>{_e(base[:12])}"
-                                   f"</a> except</summary><pre>{_e(delta)}</pre></details>")
-                    continue
+            text = _plan_text(row)
+            seqs = users[key]
+            used = (f"step {seqs[0]}" if len(seqs) == 1 else
+                    f"steps {', '.join(map(str, seqs[:10]))}" + (" …" if len(seqs) > 10 else "")
+                    + f" ({len(seqs)} steps)")
+            best: tuple[str, str] | None = None
+            shape = (row.get("action"), *(line.strip()[:40] for line in
+                                          rm.normalize_plan(row.get("physical_plan")).splitlines()[:3]))
+            for candidate in dict.fromkeys(c for c in (base, *last.get(shape, [])[-6:])
+                                           if c is not None):
+                delta = "\n".join(difflib.unified_diff(texts[candidate].splitlines(),
+                                                       text.splitlines(), lineterm="", n=0))
+                if len(delta) < len(text) // 2 and (best is None or len(delta) < len(best[1])):
+                    best = (candidate, delta)
+            if best is not None:
+                stored[key] = (f"<details id='plan-{_e(key)}'><summary>plan {_e(key[:12])} "
+                               f"({used}): as plan <a href='#plan-{_e(best[0])}'>"
+                               f"{_e(best[0][:12])}</a> except</summary><pre>{_e(best[1])}</pre>"
+                               "</details>")
+                continue
             texts[key] = text
             stored[key] = (f"<details id='plan-{_e(key)}'><summary>plan {_e(key[:12])} ({used})"
                            f"</summary><pre>{_e(text) or 'no plan text recorded'}</pre></details>")
             base = base or key
+            last.setdefault(shape, []).append(key)
     return ("<h2 id='plans'>Plans</h2><p class='muted'>each distinct plan once (by its "
             "fingerprint), expression ids removed.</p>" + "".join(stored.values()))
 
 
 def _operators(row: dict[str, Any], members: list[dict[str, Any]]) -> str:
+    """The step's operators as an indented tree with their rows (their details are in the
+    plan): one text line each, so a run of thousands of steps stays small."""
     ops = [o for o in (row.get("operators") or []) if o]
     if not ops:
         return ""
     depth: dict[Any, int] = {}
-    body = []
+    lines = []
     for op in ops:
         parent = op.get("parent_id")
         depth[op.get("id")] = depth.get(parent, -1) + 1 if parent is not None else 0
         rows_in = ", ".join(_n(v) for v in (op.get("rows_in") or []))
-        body.append(f"<tr><td class='n'>{_e(op.get('id'))}</td><td><code>"
-                    f"{'&nbsp;' * 2 * depth[op.get('id')]}{_e(op.get('name'))}</code></td>"
-                    f"<td class='n'>{rows_in}</td><td class='n'>{_n(op.get('rows_out'))}</td>"
-                    f"<td><code>{_e(op.get('source'))}</code></td>"
-                    f"<td><code>{_e(str(op.get('description') or '')[:200])}</code></td></tr>")
+        name = "  " * depth[op.get("id")] + str(op.get("name"))
+        flow = f"{rows_in} → {_n(op.get('rows_out'))}" if rows_in else _n(op.get("rows_out"))
+        site = f"  {op['source'].rsplit('/', 1)[-1]}" if op.get("source") else ""
+        lines.append(f"{op.get('id'):>3} {name}  {flow}{site}")
     note = (f"<p class='muted'>operators of step {row['seq']}, the first of the "
             f"{len(members)}</p>" if len(members) > 1 else "")
-    return (f"<details><summary>operators ({len(ops)})</summary>{note}<table><tr><th>id</th>"
-            "<th>operator</th><th>rows in</th><th>rows out</th><th>line</th><th>description</th>"
-            "</tr>" + "".join(body) + "</table></details>")
+    return (f"<details><summary>operators ({len(ops)}): id, operator, rows in → rows out, "
+            f"line</summary>{note}<pre>{_e(chr(10).join(lines))}</pre></details>")
+
+
+def _plan_ref(row: dict[str, Any], base: str) -> str:
+    key = _plan_key(row)
+    return "" if key == base else f"<a href='#plan-{_e(key)}'>{_e(key[:12])}</a>"
 
 
 def _step(group: rm.Group) -> str:
@@ -333,8 +372,8 @@ def _step(group: rm.Group) -> str:
     facts: list[tuple[str, Any]] = [
         ("action", _e(row.get("action") or row.get("spark_func"))),
         ("call site", f"<code>{_e(row.get('call_site'))}</code>" if row.get("call_site") else None),
-        ("inputs", ", ".join(f"<code>{_e(i.get('name'))}</code> ({_e(rm.identity(i) or 'identity unknown')})"
-                             for i in (row.get("inputs") or []) if i)),
+        ("inputs", ", ".join(f"<code title='{_attr(i.get('name'))}'>{_e(rm.short_name(i))}</code> "
+                             f"({_e(_ident(rm.identity(i)))})" for i in (row.get("inputs") or []) if i)),
         ("output", f"<code>{_e(row['output'].get('name'))}</code>" if row.get("output") else None),
         ("rows", _n(row.get("rows_out")) if len(group.steps) == 1 else None),
         ("duration", f"{row.get('duration_ms')} ms" if row.get("duration_ms") is not None else None),
@@ -345,10 +384,11 @@ def _step(group: rm.Group) -> str:
     ]
     members = ""
     if len(group.steps) > 1:
-        lines = "".join(f"<tr id='step-{s['seq']}'><td class='n'>{s['seq']}</td><td "
-                        f"class='n'>{_n(s.get('rows_out'))}</td><td class='n'>"
-                        f"{_e(s.get('duration_ms'))}</td><td><a href='#plan-{_e(_plan_key(s))}'>"
-                        f"{_e(_plan_key(s)[:12])}</a></td></tr>" for s in group.steps[1:])
+        base = _plan_key(row)
+        # One short row per step (a loop may have thousands): the plan only where it differs.
+        lines = "".join(f"<tr id='step-{s['seq']}'><td>{s['seq']}<td>{_n(s.get('rows_out'))}"
+                        f"<td>{_e(s.get('duration_ms'))}<td>{_plan_ref(s, base)}"
+                        for s in group.steps[1:])
         members = ("<details><summary>each step</summary><table><tr><th>seq</th><th>rows</th>"
                    f"<th>ms</th><th>plan</th></tr>{lines}</table></details>")
     return (f"<details class='step' id='step-{row['seq']}' data-seqs='"
@@ -363,7 +403,7 @@ def render(run: Any, *, compare: str | None = None) -> str:
     rows = run.steps
     grouped = rm.groups(rows)
     sections = [_header(run), _inputs(rows), _outputs(rows), _graph(rows, grouped),
-                _funnels(rows), _failures(rows), _lineage(rows), compare or "",
+                _funnels(grouped), _failures(rows), _lineage(rows), compare or "",
                 "<h2 id='steps'>Steps</h2>" + "".join(_step(g) for g in grouped),
                 _plans(rows, grouped)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "

@@ -66,9 +66,12 @@ def render_md(run: Any) -> str:
             "Counts: *exact* = the condition's own rows (measured); *operator* = the rows of the "
             "physical operator planned from it; none where the optimizer merged it with another "
             "step. A join's rows in are its left input's.", ""]
-    flows = [f for f in (rm.funnel(r) for r in rows) if f is not None]
-    for flow in flows:
-        out += [f"**step {flow.seq}** (rows out {_n(flow.rows_out)})", ""]
+    grouped = rm.groups(rows)
+    flows = [(g, f) for g, f in ((g, rm.funnel(g.first)) for g in grouped) if f is not None]
+    for group, flow in flows:
+        more = (f", the first of {len(group.steps)} steps at this line: {group.label}"
+                if len(group.steps) > 1 else "")
+        out += [f"**step {flow.seq}** (rows out {_n(flow.rows_out)}{more})", ""]
         out += _table(["what", "condition", "line", "rows in", "rows out", "share dropped",
                        "count of"], [
             [f.kind + (" **multiplies rows**" if f.multiplies else ""),
@@ -81,7 +84,7 @@ def render_md(run: Any) -> str:
         out.append("no filter, join, dedup or aggregate recorded")
     out += ["", "## Steps", ""]
     table = []
-    for g in rm.groups(rows):
+    for g in grouped:
         first = g.first
         flow = ", ".join(rm.short_name(i) for i in (first.get("inputs") or []) if i)
         if first.get("output"):

@@ -183,8 +183,8 @@ def upstream_inputs(rows: list[dict[str, Any]], seq: int) -> list[dict[str, Any]
 
 @dataclass
 class Group:
-    """Consecutive steps run by the same line of the agent's code with the same action and
-    status (a loop): drawn as one node, detailed once."""
+    """The steps one line of the agent's code ran with one action and status inside a loop
+    (consecutive, or at the same place of each pass of a loop body): one node, detailed once."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -199,32 +199,58 @@ class Group:
     @property
     def label(self) -> str:
         seqs = self.seqs
-        return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}–{seqs[-1]}"
+        if len(seqs) == 1:
+            return str(seqs[0])
+        if seqs[-1] - seqs[0] == len(seqs) - 1:
+            return f"{seqs[0]}–{seqs[-1]}"
+        return f"{seqs[0]}, {seqs[1]}, … {seqs[-1]}"
 
 
-def _group_key(row: dict[str, Any]) -> tuple[Any, ...]:
+def _group_key(row: dict[str, Any]) -> tuple[Any, ...] | None:
+    if not row.get("call_site"):
+        return None  # without the agent's line, two steps are not known to be one line's
     return (row.get("call_site"), row.get("action") or row.get("spark_func"), row.get("status"),
             row.get("parent_event_id") is not None)
 
 
-def groups(rows: Iterable[dict[str, Any]], *, min_size: int = 3) -> list[Group]:
-    """Steps in seq order, runs of ``min_size`` or more consecutive steps with one call site,
-    action and status as one group each (a write never groups: each has its own output)."""
+def groups(rows: Iterable[dict[str, Any]], *, min_repeats: int = 3,
+           max_period: int = 50) -> list[Group]:
+    """Steps in seq order, with loops folded: where a sequence of ``p`` steps (p <= max_period)
+    repeats ``min_repeats`` times or more with the same call sites, actions and statuses, the
+    steps at each place of the loop body are one group (p groups, each of one step per pass).
+    A failed pass breaks the pattern, so failures stay visible as their own node.
+
+    Example::
+
+        >>> rows = [{"seq": i, "call_site": f"j.py:{10 + i % 2}", "action": "count"}
+        ...         for i in range(1, 7)] + [{"seq": 7, "call_site": "j.py:20", "action": "show"}]
+        >>> [g.seqs for g in groups(rows)]
+        [[1, 3, 5], [2, 4, 6], [7]]
+    """
     ordered = sorted(rows, key=lambda r: r["seq"])
+    keys = [_group_key(r) for r in ordered]
     out: list[Group] = []
-    i = 0
-    while i < len(ordered):
-        j = i + 1
-        key = _group_key(ordered[i])
-        if ordered[i].get("call_site") and not ordered[i].get("output"):
-            while (j < len(ordered) and _group_key(ordered[j]) == key
-                   and not ordered[j].get("output")):
-                j += 1
-        if j - i >= min_size:
-            out.append(Group(ordered[i:j]))
-        else:
-            out.extend(Group([r]) for r in ordered[i:j])
-        i = j
+    i, n = 0, len(ordered)
+    while i < n:
+        best = (1, 1)  # (repeats, period)
+        if keys[i] is not None:
+            for period in range(1, min(max_period, (n - i) // min_repeats) + 1):
+                body = keys[i:i + period]
+                if None in body:
+                    break
+                repeats = 1
+                while keys[i + repeats * period:i + (repeats + 1) * period] == body:
+                    repeats += 1
+                if repeats >= min_repeats and repeats * period > best[0] * best[1]:
+                    best = (repeats, period)
+        repeats, period = best
+        if repeats == 1:
+            out.append(Group([ordered[i]]))
+            i += 1
+            continue
+        out.extend(Group([ordered[i + k * period + j] for k in range(repeats)])
+                   for j in range(period))
+        i += repeats * period
     return out
 
 
