@@ -165,11 +165,20 @@ def test_markdown(report_runs: Runs) -> None:
     assert text.count("\n## ") == 5  # inputs, outputs, failures, row flow, steps
 
 
-def test_python_twin_and_compare(report_runs: Runs) -> None:
+def test_python_twin(report_runs: Runs) -> None:
     doc = pipetrace.report(RUN, table=str(report_runs.table))
     assert isinstance(doc, run_report.HtmlReport) and doc._repr_html_() == str(doc)
     assert len(parse(str(doc)).find("g", class_="node")) == len(report_runs.steps[RUN])
-    both = parse(str(pipetrace.report("run-b", table=str(report_runs.table), compare=RUN)))
+    md = pipetrace.report(RUN, table=str(report_runs.table), format="md")
+    assert isinstance(md, str) and md.startswith(f"# Run `{RUN}`")
+
+
+def test_report_with_compare(report_runs: Runs, tmp_path: Path) -> None:
+    out = tmp_path / "run-b.html"
+    done = report_runs.cli("report", "run-b", "--compare", RUN, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    both = parse(dump_dom(out))
+    assert both.find("h2", id="diff")
     lines = [li.all_text() for li in both.find("li", class_="diff-line")]
     added = report_runs.step_at("run-b", "A_ADDED")
     assert [x for x in lines if x.startswith("step added")] == [

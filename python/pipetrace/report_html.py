@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import re
 from typing import Any
 
 from pipetrace import report_model as rm
@@ -39,6 +40,7 @@ svg text{font:12px ui-monospace,Menlo,Consolas,monospace}
 """
 
 _ROW_H = 30
+_GENERATED = ("range", "local", "rdd")
 _NODE_W = 560
 _ARC_X = 200
 
@@ -49,6 +51,11 @@ def _e(value: Any) -> str:
 
 def _n(value: Any) -> str:
     return f"{int(value):,}" if value is not None else "—"
+
+
+def _dropped(value: int | None) -> str:
+    """Rows dropped; a join that added rows shows how many it added."""
+    return f"+{-value:,} added" if value is not None and value < 0 else _n(value)
 
 
 def _bytes(value: Any) -> str:
@@ -90,12 +97,15 @@ def _inputs(rows: list[dict[str, Any]]) -> str:
         return "<h2 id='inputs'>Inputs</h2><p class='muted'>no inputs recorded</p>"
     body = []
     for i in items:
-        files = f"{_n(i['files'])} files · {_bytes(i['bytes'])}" if i["files"] is not None else ""
+        files = (f"{_n(i['files'])} file{'' if i['files'] == 1 else 's'} · {_bytes(i['bytes'])}"
+                 if i["files"] is not None else "")
+        # Generated data (spark.range, local rows) has no identity to record.
+        shown = "generated" if i["kind"] in _GENERATED and not i["identity"] else _ident(i["identity"])
         origin = "written by this run" if i["written_by_run"] else "external"
         body.append(
             f"<tr class='input' data-key='{_attr(i['key'])}' data-identity='{_attr(i['identity'])}'>"
             f"<td>{_e(i['kind'])}</td><td><code>{_e(i['name'])}</code></td><td>{_e(i['format'])}"
-            f"</td><td><code title='{_attr(i['identity'])}'>{_e(_ident(i['identity']))}</code></td>"
+            f"</td><td><code title='{_attr(i['identity'])}'>{_e(shown)}</code></td>"
             f"<td>{files}</td>"
             f"<td>{_e(i['modified_max'])}</td><td>{origin}</td>"
             f"<td>{_steps_links(i['steps'])}</td></tr>")
@@ -212,7 +222,7 @@ def _funnels(groups: list[rm.Group]) -> str:
                 f"data-source='{_attr(f.source)}'><td>{_e(f.kind)}</td>"
                 f"<td><code>{_e(f.description)[:300]}</code>{flag}{note}</td>"
                 f"<td><code>{_e(_line(f.source))}</code></td><td class='n'>{_n(f.rows_in)}</td>"
-                f"<td class='n'>{_n(f.dropped)}</td><td class='n'>{_n(f.rows_out)}</td>"
+                f"<td class='n'>{_dropped(f.dropped)}</td><td class='n'>{_n(f.rows_out)}</td>"
                 f"<td class='n'>{share}</td><td>{_e(basis)}</td></tr>")
         title = _e(_node_label(rm.Group([row])))
         if len(group.steps) > 1:
@@ -238,33 +248,58 @@ def _funnels(groups: list[rm.Group]) -> str:
 
 
 def _failures(rows: list[dict[str, Any]]) -> str:
+    """Each failure with its error and what ran next. The same failure repeated (one line, one
+    error, the same next line: a loop) is shown once with the steps it happened at."""
     ordered = sorted(rows, key=lambda r: r["seq"])
     failed = [(i, r) for i, r in enumerate(ordered) if r.get("status") == "FAILED"]
     if not failed:
         return "<h2 id='failures'>Failures</h2><p class='ok'>no step failed</p>"
-    out = []
+    seen: dict[tuple[Any, ...], list[int]] = {}
+    shown: list[tuple[tuple[Any, ...], int, dict[str, Any]]] = []
     for i, row in failed:
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        error = str(row.get("error") or "")
+        key = (row.get("call_site") or row["seq"], error_summary(error) if error else "",
+               nxt and (nxt.get("call_site"), nxt.get("status")))
+        if key not in seen:
+            shown.append((key, i, row))
+        seen.setdefault(key, []).append(row["seq"])
+    out = []
+    for key, i, row in shown:
         nxt = ordered[i + 1] if i + 1 < len(ordered) else None
         then = ("nothing: it was the run's last step" if nxt is None else
                 f"<a href='#step-{nxt['seq']}'>step {nxt['seq']}</a> {_e(nxt.get('action'))} at "
                 f"<code>{_e(nxt.get('call_site'))}</code>: <span class='{_e(nxt.get('status'))}'>"
                 f"{_e(nxt.get('status'))}</span>")
         error = str(row.get("error") or "")
+        again = seen[key][1:]
+        repeated = (f"<br><span class='muted'>the same failure again at {len(again)} more "
+                    f"step(s): {_steps_links(again)}</span>" if again else "")
         out.append(
-            f"<div class='failure' data-seq='{row['seq']}'><b>step {row['seq']} "
+            f"<div class='failure' data-seq='{row['seq']}' data-seqs='"
+            f"{' '.join(map(str, seen[key]))}'><b>step {row['seq']} "
             f"{_e(row.get('action'))}</b> at <code>{_e(row.get('call_site'))}</code><br>"
             f"<code class='bad'>{_e(error_summary(error) if error else 'no error recorded')}</code>"
             f"<details><summary>full error</summary><pre>{_e(error)}</pre></details>"
-            f"what ran next: {then}</div>")
+            f"what ran next: {then}{repeated}</div>")
     return "<h2 id='failures'>Failures</h2>" + "".join(out)
 
 
 def _lineage(rows: list[dict[str, Any]]) -> str:
+    """Each output's column lineage; a write whose entries equal an earlier write's from the
+    same line (a loop writing one file per pass) refers to it instead of repeating them."""
     blocks = []
+    first: dict[tuple[Any, ...], int] = {}
     for row in rows:
         if not row.get("output") or not row.get("column_lineage"):
             continue
         entries = [e for e in row["column_lineage"] if e]
+        same = (row.get("call_site"), tuple(tuple(sorted(e.items())) for e in entries))
+        if row.get("call_site") and same in first:
+            blocks.append(f"<p>step {row['seq']} → <code>{_e(rm.short_name(row['output']))}</code>"
+                          f": as step {first[same]}</p>")
+            continue
+        first[same] = row["seq"]
         body = "".join(
             f"<tr class='lineage' data-seq='{row['seq']}'><td><code>{_e(e.get('column') or '(every row)')}"
             f"</code></td><td><code>{_e(e.get('input'))}</code></td><td><code>"
@@ -289,6 +324,27 @@ def _plan_text(row: dict[str, Any]) -> str:
         (n, rm.normalize_plan(row.get(c))) for n, c in (
             ("analyzed", "logical_plan"), ("optimized", "optimized_plan"),
             ("physical", "physical_plan"))) if normal)
+
+
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|(?<![\w#.])-?\d+(?:\.\d+)?(?:[eE]-?\d+)?[LDSYF]?(?![\w.])")
+
+
+def _literal_changes(old: str, new: str) -> list[tuple[str, str]] | None:
+    """The literals that differ between two plan texts that are otherwise equal (a loop over
+    values), in order, each pair once; None when anything else differs.
+
+    Example::
+
+        >>> _literal_changes("Filter (v > 0) AND (c = 'a')", "Filter (v > 1) AND (c = 'a')")
+        [('0', '1')]
+        >>> _literal_changes("Filter (v > 0)", "Filter (w > 0)") is None
+        True
+    """
+    if _LITERAL.sub("?", old) != _LITERAL.sub("?", new):
+        return None
+    pairs = [(a, b) for a, b in zip(_LITERAL.findall(old), _LITERAL.findall(new), strict=True)
+             if a != b]
+    return list(dict.fromkeys(pairs))
 
 
 def _plans(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
@@ -318,8 +374,14 @@ def _plans(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
             best: tuple[str, str] | None = None
             shape = (row.get("action"), *(line.strip()[:40] for line in
                                           rm.normalize_plan(row.get("physical_plan")).splitlines()[:3]))
-            for candidate in dict.fromkeys(c for c in (base, *last.get(shape, [])[-6:])
-                                           if c is not None):
+            candidates = list(dict.fromkeys(c for c in (base, *last.get(shape, [])[-6:])
+                                            if c is not None))
+            for candidate in candidates:  # a loop over values: only literals differ
+                changed = _literal_changes(texts[candidate], text)
+                if changed is not None:
+                    best = (candidate, "literals: " + ", ".join(f"{x} → {y}" for x, y in changed))
+                    break
+            for candidate in candidates if best is None else []:
                 delta = "\n".join(difflib.unified_diff(texts[candidate].splitlines(),
                                                        text.splitlines(), lineterm="", n=0))
                 if len(delta) < len(text) // 2 and (best is None or len(delta) < len(best[1])):

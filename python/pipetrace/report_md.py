@@ -41,7 +41,9 @@ def render_md(run: Any) -> str:
     inputs = rm.input_datasets(rows)
     out += ["", "## Inputs", ""]
     out += _table(["kind", "name", "format", "identity", "files", "origin", "read by steps"], [
-        [i["kind"], f"`{i['name']}`", i["format"], i["identity"] or "unknown", i["files"],
+        [i["kind"], f"`{i['name']}`", i["format"],
+         i["identity"] or ("generated" if i["kind"] in ("range", "local", "rdd") else "unknown"),
+         i["files"],
          "written by this run" if i["written_by_run"] else "external",
          ", ".join(map(str, i["steps"][:12])) + (" …" if len(i["steps"]) > 12 else "")]
         for i in inputs]) if inputs else ["no inputs recorded"]
