@@ -231,3 +231,9 @@ def test_trace_report_on_the_attach_handle(spark: Any, tmp_path: Path) -> None:
     assert [n.attrs["data-seqs"] for n in dom.find("g", class_="node")] == ["1"]
     [flow] = dom.find("tr", class_="funnel-row")
     assert (flow.attrs["data-rows-in"], flow.attrs["data-rows-out"]) == ("50", str(kept))
+
+
+def test_unknown_run_says_what_to_do(report_runs: Runs) -> None:
+    done = report_runs.cli("report", "no-such-run")
+    assert done.returncode == 1
+    assert "no steps for run 'no-such-run'" in done.stderr and "SELECT DISTINCT run_id" in done.stderr

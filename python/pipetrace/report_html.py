@@ -91,27 +91,45 @@ def _header(run: Any) -> str:
             f"</p>{_kv(rows)}")
 
 
+_LONG = 12  # a table longer than this shows its first rows, the rest behind a "more"
+
+
+def _long_table(head: str, rows: list[str], what: str) -> str:
+    """A table whose rows past the first ``_LONG`` are collapsed (still in the document)."""
+    table = f"<table>{head}{''.join(rows[:_LONG])}</table>"
+    if len(rows) <= _LONG:
+        return table
+    return (table + f"<details><summary>{len(rows) - _LONG} more {what}</summary><table>{head}"
+            + "".join(rows[_LONG:]) + "</table></details>")
+
+
 def _inputs(rows: list[dict[str, Any]]) -> str:
+    """What the run read: first the data it started from, then what it read back of its own
+    writes (collapsed when long: a loop writing and reading one file per pass)."""
     items = rm.input_datasets(rows)
     if not items:
         return "<h2 id='inputs'>Inputs</h2><p class='muted'>no inputs recorded</p>"
-    body = []
+    head = ("<tr><th>kind</th><th>name</th><th>format</th><th>identity</th><th>files</th>"
+            "<th>newest file</th><th>read by</th></tr>")
+    parts = {True: [], False: []}
     for i in items:
         files = (f"{_n(i['files'])} file{'' if i['files'] == 1 else 's'} · {_bytes(i['bytes'])}"
                  if i["files"] is not None else "")
         # Generated data (spark.range, local rows) has no identity to record.
         shown = "generated" if i["kind"] in _GENERATED and not i["identity"] else _ident(i["identity"])
-        origin = "written by this run" if i["written_by_run"] else "external"
-        body.append(
+        parts[i["written_by_run"]].append(
             f"<tr class='input' data-key='{_attr(i['key'])}' data-identity='{_attr(i['identity'])}'>"
             f"<td>{_e(i['kind'])}</td><td><code>{_e(i['name'])}</code></td><td>{_e(i['format'])}"
             f"</td><td><code title='{_attr(i['identity'])}'>{_e(shown)}</code></td>"
-            f"<td>{files}</td>"
-            f"<td>{_e(i['modified_max'])}</td><td>{origin}</td>"
+            f"<td>{files}</td><td>{_e(i['modified_max'])}</td>"
             f"<td>{_steps_links(i['steps'])}</td></tr>")
-    return ("<h2 id='inputs'>Inputs</h2><table><tr><th>kind</th><th>name</th><th>format</th>"
-            "<th>identity</th><th>files</th><th>newest file</th><th>origin</th><th>read by</th>"
-            "</tr>" + "".join(body) + "</table>")
+    out = "<h2 id='inputs'>Inputs</h2>"
+    if parts[False]:
+        out += "<p>what the run started from:</p>" + _long_table(head, parts[False], "inputs")
+    if parts[True]:
+        out += ("<p>what it read back of its own writes:</p>"
+                + _long_table(head, parts[True], "intermediate results"))
+    return out
 
 
 def _ident(value: str | None) -> str:
@@ -134,15 +152,15 @@ def _outputs(rows: list[dict[str, Any]]) -> str:
     items = rm.output_datasets(rows)
     if not items:
         return "<h2 id='outputs'>Outputs</h2><p class='muted'>the run wrote nothing</p>"
-    body = "".join(
+    body = [
         f"<tr class='output {_e(o['status'])}' data-key='{_attr(o['key'])}' "
         f"data-rows='{_attr(o['rows'])}'><td><a href='#step-{o['seq']}'>{o['seq']}</a></td>"
         f"<td>{_e(o['kind'])}</td><td><code>{_e(o['name'])}</code></td><td>{_e(o['format'])}</td>"
         f"<td>{_e(o['mode'])}</td><td class='n'>{_n(o['rows'])}</td><td>{_e(o['version'])}</td>"
-        f"<td>{_e(o['operation'])}</td><td>{_e(o['status'])}</td></tr>" for o in items)
-    return ("<h2 id='outputs'>Outputs</h2><table><tr><th>step</th><th>kind</th><th>name</th>"
-            "<th>format</th><th>mode</th><th>rows written</th><th>version</th><th>operation</th>"
-            "<th>status</th></tr>" + body + "</table>")
+        f"<td>{_e(o['operation'])}</td><td>{_e(o['status'])}</td></tr>" for o in items]
+    head = ("<tr><th>step</th><th>kind</th><th>name</th><th>format</th><th>mode</th>"
+            "<th>rows written</th><th>version</th><th>operation</th><th>status</th></tr>")
+    return "<h2 id='outputs'>Outputs</h2>" + _long_table(head, body, "writes")
 
 
 def _node_label(group: rm.Group) -> str:
@@ -248,36 +266,24 @@ def _funnels(groups: list[rm.Group]) -> str:
 
 
 def _failures(rows: list[dict[str, Any]]) -> str:
-    """Each failure with its error and what ran next. The same failure repeated (one line, one
-    error, the same next line: a loop) is shown once with the steps it happened at."""
-    ordered = sorted(rows, key=lambda r: r["seq"])
-    failed = [(i, r) for i, r in enumerate(ordered) if r.get("status") == "FAILED"]
-    if not failed:
+    """Each failure with its error and what ran next; a repeated one once, with its steps."""
+    found = rm.failures(rows, error_summary)
+    if not found:
         return "<h2 id='failures'>Failures</h2><p class='ok'>no step failed</p>"
-    seen: dict[tuple[Any, ...], list[int]] = {}
-    shown: list[tuple[tuple[Any, ...], int, dict[str, Any]]] = []
-    for i, row in failed:
-        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
-        error = str(row.get("error") or "")
-        key = (row.get("call_site") or row["seq"], error_summary(error) if error else "",
-               nxt and (nxt.get("call_site"), nxt.get("status")))
-        if key not in seen:
-            shown.append((key, i, row))
-        seen.setdefault(key, []).append(row["seq"])
     out = []
-    for key, i, row in shown:
-        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+    for f in found:
+        row, nxt = f.step, f.next
         then = ("nothing: it was the run's last step" if nxt is None else
                 f"<a href='#step-{nxt['seq']}'>step {nxt['seq']}</a> {_e(nxt.get('action'))} at "
                 f"<code>{_e(nxt.get('call_site'))}</code>: <span class='{_e(nxt.get('status'))}'>"
                 f"{_e(nxt.get('status'))}</span>")
         error = str(row.get("error") or "")
-        again = seen[key][1:]
+        again = f.seqs[1:]
         repeated = (f"<br><span class='muted'>the same failure again at {len(again)} more "
                     f"step(s): {_steps_links(again)}</span>" if again else "")
         out.append(
             f"<div class='failure' data-seq='{row['seq']}' data-seqs='"
-            f"{' '.join(map(str, seen[key]))}'><b>step {row['seq']} "
+            f"{' '.join(map(str, f.seqs))}'><b>step {row['seq']} "
             f"{_e(row.get('action'))}</b> at <code>{_e(row.get('call_site'))}</code><br>"
             f"<code class='bad'>{_e(error_summary(error) if error else 'no error recorded')}</code>"
             f"<details><summary>full error</summary><pre>{_e(error)}</pre></details>"

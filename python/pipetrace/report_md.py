@@ -32,38 +32,53 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
             + ["| " + " | ".join(_c(v) for v in row) + " |" for row in rows])
 
 
+_CAP = 30  # rows of the inputs and outputs tables; the HTML report has them all
+
+
+def _capped(items: list[Any]) -> list[Any]:
+    return items[:_CAP]
+
+
+def _more(items: list[Any], what: str) -> list[str]:
+    return ["", f"… and {len(items) - _CAP} more {what}: see the HTML report"] \
+        if len(items) > _CAP else []
+
+
 def render_md(run: Any) -> str:
     """The Markdown document of ``run`` (a :class:`pipetrace.run_data.RunData`)."""
     rows = run.steps
     facts = run.facts()
     out = [f"# Run `{run.run_id}`: {facts.get('status', '?')}", ""]
     out += _table(["", ""], [[k, v] for k, v in facts.items() if k != "status"])
-    inputs = rm.input_datasets(rows)
+    inputs = sorted(rm.input_datasets(rows), key=lambda i: i["written_by_run"])
     out += ["", "## Inputs", ""]
     out += _table(["kind", "name", "format", "identity", "files", "origin", "read by steps"], [
         [i["kind"], f"`{i['name']}`", i["format"],
          i["identity"] or ("generated" if i["kind"] in ("range", "local", "rdd") else "unknown"),
-         i["files"],
-         "written by this run" if i["written_by_run"] else "external",
+         i["files"], "written by this run" if i["written_by_run"] else "external",
          ", ".join(map(str, i["steps"][:12])) + (" …" if len(i["steps"]) > 12 else "")]
-        for i in inputs]) if inputs else ["no inputs recorded"]
+        for i in _capped(inputs)]) + _more(inputs, "inputs (written by this run and read back)") \
+        if inputs else ["no inputs recorded"]
     outputs = rm.output_datasets(rows)
     out += ["", "## Outputs", ""]
     out += _table(["step", "name", "format", "mode", "rows written", "version", "status"], [
         [o["seq"], f"`{o['name']}`", o["format"], o["mode"], _n(o["rows"]), o["version"],
-         o["status"]] for o in outputs]) if outputs else ["the run wrote nothing"]
-    ordered = sorted(rows, key=lambda r: r["seq"])
-    failed = [(i, r) for i, r in enumerate(ordered) if r.get("status") == "FAILED"]
+         o["status"]] for o in _capped(outputs)]) + _more(outputs, "writes") \
+        if outputs else ["the run wrote nothing"]
+    found = rm.failures(rows, error_summary)
     out += ["", "## Failures", ""]
-    if not failed:
+    if not found:
         out.append("no step failed")
-    for i, r in failed:
-        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+    for f in found:
+        r, nxt = f.step, f.next
         then = (f"step {nxt['seq']} {nxt.get('action')} at `{nxt.get('call_site')}`: "
                 f"{nxt.get('status')}" if nxt else "nothing (the run's last step)")
         error = error_summary(str(r["error"])) if r.get("error") else "no error recorded"
+        again = (f" (and the same at {len(f.seqs) - 1} more steps: "
+                 f"{', '.join(map(str, f.seqs[1:13]))}{' …' if len(f.seqs) > 13 else ''})"
+                 if len(f.seqs) > 1 else "")
         out += [f"- step {r['seq']} {r.get('action')} at `{r.get('call_site')}`: `{_c(error)}`;"
-                f" what ran next: {then}"]
+                f" what ran next: {then}{again}"]
     out += ["", "## Row flow", "",
             "Counts: *exact* = the condition's own rows (measured); *operator* = the rows of the "
             "physical operator planned from it; none where the optimizer merged it with another "

@@ -21,9 +21,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Funnel", "FunnelRow", "Group", "dataset_key", "edges", "external_inputs", "funnel",
-           "groups", "identity", "input_datasets", "normalize_plan", "output_datasets",
-           "short_name", "upstream_inputs"]
+__all__ = [
+    "Failure",
+    "Funnel",
+    "FunnelRow",
+    "Group",
+    "dataset_key",
+    "edges",
+    "external_inputs",
+    "failures",
+    "funnel",
+    "groups",
+    "identity",
+    "input_datasets",
+    "normalize_plan",
+    "output_datasets",
+    "short_name",
+    "upstream_inputs",
+]
 
 # Expression ids (age#12L), plan ids ([plan_id=35]) and object hashes differ between runs of the
 # same code: removed before two plans are compared or deduplicated.
@@ -252,6 +267,44 @@ def groups(rows: Iterable[dict[str, Any]], *, min_repeats: int = 3,
                    for j in range(period))
         i += repeats * period
     return out
+
+
+@dataclass
+class Failure:
+    """A failed step, what ran right after it, and every step where the same failure happened
+    again (same line, same error, same next line: a loop)."""
+
+    step: dict[str, Any]
+    next: dict[str, Any] | None
+    seqs: list[int]
+
+
+def failures(rows: list[dict[str, Any]], summary: Any = None) -> list[Failure]:
+    """The run's failures in order, each repeated failure once; ``summary`` turns an error text
+    into the part that identifies it (default: the whole text).
+
+    Example::
+
+        >>> rows = [{"seq": 1, "status": "FAILED", "call_site": "j.py:3", "error": "E"},
+        ...         {"seq": 2, "status": "SUCCEEDED", "call_site": "j.py:5"}]
+        >>> [(f.step["seq"], f.next["seq"], f.seqs) for f in failures(rows + [
+        ...     {**rows[0], "seq": 3}, {**rows[1], "seq": 4}])]
+        [(1, 2, [1, 3])]
+    """
+    ordered = sorted(rows, key=lambda r: r["seq"])
+    found: dict[tuple[Any, ...], Failure] = {}
+    for i, row in enumerate(ordered):
+        if row.get("status") != "FAILED":
+            continue
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        error = str(row.get("error") or "")
+        key = (row.get("call_site") or row["seq"], summary(error) if summary and error else error,
+               nxt and (nxt.get("call_site"), nxt.get("status")))
+        if key in found:
+            found[key].seqs.append(row["seq"])
+        else:
+            found[key] = Failure(row, nxt, [row["seq"]])
+    return list(found.values())
 
 
 @dataclass
