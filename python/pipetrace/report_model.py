@@ -26,6 +26,7 @@ __all__ = [
     "Funnel",
     "FunnelRow",
     "Group",
+    "Upstream",
     "dataset_key",
     "edges",
     "external_inputs",
@@ -37,7 +38,6 @@ __all__ = [
     "normalize_plan",
     "output_datasets",
     "short_name",
-    "upstream_inputs",
 ]
 
 # Expression ids (age#12L), plan ids ([plan_id=35]) and object hashes differ between runs of the
@@ -104,29 +104,27 @@ def edges(rows: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
     (the latest such write before it; a failed write wrote nothing usable but is still linked,
     since the reader read whatever the location then held)."""
     last_writer: dict[str, int] = {}
-    found: list[tuple[int, int, str]] = []
+    found: dict[tuple[int, int, str], None] = {}
     for row in sorted(rows, key=lambda r: r["seq"]):
         for entry in _list(row.get("inputs")):
             key = dataset_key(entry)
             if key in last_writer and last_writer[key] != row["seq"]:
-                edge = (last_writer[key], row["seq"], key)
-                if edge not in found:
-                    found.append(edge)
+                found[(last_writer[key], row["seq"], key)] = None
         out_key = dataset_key(row.get("output"))
         if out_key:
             last_writer[out_key] = row["seq"]
-    return found
+    return list(found)
 
 
-def _written_before(rows: list[dict[str, Any]]) -> dict[int, set[str]]:
+def _written_before(rows: list[dict[str, Any]]) -> dict[int, frozenset[str]]:
     """Per seq, the dataset keys an earlier step of the run wrote."""
-    seen: set[str] = set()
-    before: dict[int, set[str]] = {}
+    seen: frozenset[str] = frozenset()
+    before: dict[int, frozenset[str]] = {}
     for row in sorted(rows, key=lambda r: r["seq"]):
-        before[row["seq"]] = set(seen)
+        before[row["seq"]] = seen
         key = dataset_key(row.get("output"))
-        if key:
-            seen.add(key)
+        if key and key not in seen:
+            seen = seen | {key}
     return before
 
 
@@ -175,25 +173,37 @@ def output_datasets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return outs
 
 
-def upstream_inputs(rows: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
-    """The external input entries step ``seq`` depends on, directly or through what earlier
-    steps of the run wrote and it read."""
-    by_seq = {r["seq"]: r for r in rows}
-    writers = {}
-    for a, b, _key in edges(rows):
-        writers.setdefault(b, []).append(a)
-    before = _written_before(rows)
-    todo, seen, found = [seq], set(), []
-    while todo:
-        current = todo.pop()
-        if current in seen or current not in by_seq:
-            continue
-        seen.add(current)
-        for entry in _list(by_seq[current].get("inputs")):
-            if dataset_key(entry) not in before[current]:
-                found.append(entry)
-        todo.extend(writers.get(current, []))
-    return found
+class Upstream:
+    """Which external inputs each step of a run depends on, directly or through what earlier
+    steps of the run wrote and it read (computed once per run).
+
+    Example::
+
+        >>> rows = [{"seq": 1, "inputs": [{"name": "/in"}], "output": {"name": "/o"}},
+        ...         {"seq": 2, "inputs": [{"name": "/o"}]}]
+        >>> [e["name"] for e in Upstream(rows).of(2)]
+        ['/in']
+    """
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._by_seq = {r["seq"]: r for r in rows}
+        self._writers: dict[int, list[int]] = {}
+        for a, b, _key in edges(rows):
+            self._writers.setdefault(b, []).append(a)
+        self._before = _written_before(rows)
+
+    def of(self, seq: int) -> list[dict[str, Any]]:
+        todo, seen, found = [seq], set(), []
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in self._by_seq:
+                continue
+            seen.add(current)
+            for entry in _list(self._by_seq[current].get("inputs")):
+                if dataset_key(entry) not in self._before[current]:
+                    found.append(entry)
+            todo.extend(self._writers.get(current, []))
+        return found
 
 
 @dataclass

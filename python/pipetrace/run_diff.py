@@ -243,6 +243,7 @@ def _outputs(a: list[Row], b: list[Row], pairs: list[dict[str, Any]]) -> list[di
     last_a = {o["key"]: o for o in rm.output_datasets(a)}
     last_b = {o["key"]: o for o in rm.output_datasets(b)}
     plan_changed = {p["seq_b"] for p in pairs if "plan" in p["changes"]}
+    up_a, up_b = rm.Upstream(a), rm.Upstream(b)
     found = []
     for key in sorted(set(last_a) | set(last_b)):
         oa, ob = last_a.get(key), last_b.get(key)
@@ -259,8 +260,8 @@ def _outputs(a: list[Row], b: list[Row], pairs: list[dict[str, Any]]) -> list[di
             reasons.append(f"write {oa['status']} → {ob['status']}")
         if ob["seq"] in plan_changed:
             reasons.append(f"the plan that wrote it changed (step {ob['seq']})")
-        ua = _identities(rm.upstream_inputs(a, oa["seq"]))
-        ub = _identities(rm.upstream_inputs(b, ob["seq"]))
+        ua = _identities(up_a.of(oa["seq"]))
+        ub = _identities(up_b.of(ob["seq"]))
         moved = [k for k in sorted(set(ua) | set(ub)) if ua.get(k) != ub.get(k)]
         reasons += [f"input {k} changed" for k in moved]
         unknown = any(None in v for v in ub.values())
@@ -327,10 +328,26 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     for r in result["run"]:
         lines.append(f"run: {r['field']}: {r['a']} → {r['b']}")
-    for p in result["steps"]:
+    steps = result["steps"]
+    i = 0
+    while i < len(steps):
+        p = steps[i]
         if p["change"] in ("added", "removed"):
-            lines.append(f"step {p['change']}: {_step_line(p)}")
-        elif p["change"] == "changed":
+            j = i
+            while j < len(steps) and steps[j]["change"] == p["change"]:
+                j += 1
+            if j - i > 3:  # a block of steps (a loop ran longer): one line, not thousands
+                key = "seq_b" if p["change"] == "added" else "seq_a"
+                sites = list(dict.fromkeys(str(q["call_site"]) for q in steps[i:j]))
+                lines.append(f"steps {p['change']}: {steps[i][key]} … {steps[j - 1][key]} "
+                             f"({j - i} steps, from {len(sites)} lines: "
+                             f"{', '.join(sites[:5])}{' …' if len(sites) > 5 else ''})")
+            else:
+                lines += [f"step {q['change']}: {_step_line(q)}" for q in steps[i:j]]
+            i = j
+            continue
+        i += 1
+        if p["change"] == "changed":
             detail = [", ".join(p["changes"])]
             if "rows" in p["changes"]:
                 detail.append(f"rows {_n(p['rows_a'])} → {_n(p['rows_b'])}"
@@ -350,8 +367,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 def to_markdown(result: dict[str, Any]) -> str:
     """The diff as Markdown: a summary, then each changed step with its plan diff."""
     same = sum(1 for p in result["steps"] if p["change"] == "same")
+    both = sum(1 for p in result["steps"] if p["seq_a"] is not None and p["seq_b"] is not None)
     out = [f"## Diff: run {result['run_a']} → run {result['run_b']}", "",
-           f"{len(result['steps'])} aligned steps, {same} unchanged.", ""]
+           f"{both} steps paired across the runs, {same} of them unchanged; "
+           f"{len(result['steps']) - both} in one run only.", ""]
     out += [f"- {line}" for line in summary_lines(result)] or ["- no change"]
     for p in result["steps"]:
         if p["change"] != "changed":
