@@ -14,11 +14,10 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import html
-import re
 from typing import Any
 
+from pipetrace import report_flow, report_plans
 from pipetrace import report_model as rm
 from pipetrace.cli_output import error_summary
 
@@ -220,7 +219,7 @@ def _funnels(groups: list[rm.Group]) -> str:
     blocks = []
     for group in groups:
         row = group.first
-        flow = rm.funnel(row)
+        flow = report_flow.funnel(row)
         if flow is None:
             continue
         reads = "".join(f"<tr class='read'><td>read</td><td colspan='3'><code>{_e(d)[:160]}</code>"
@@ -321,92 +320,6 @@ def _lineage(rows: list[dict[str, Any]]) -> str:
     return "<h2 id='lineage'>Column lineage of the outputs</h2>" + "".join(blocks)
 
 
-def _plan_key(row: dict[str, Any]) -> str:
-    return str(row.get("plan_fingerprint") or f"seq-{row['seq']}")
-
-
-def _plan_text(row: dict[str, Any]) -> str:
-    return "\n".join(f"== {name} ==\n{normal}" for name, normal in (
-        (n, rm.normalize_plan(row.get(c))) for n, c in (
-            ("analyzed", "logical_plan"), ("optimized", "optimized_plan"),
-            ("physical", "physical_plan"))) if normal)
-
-
-_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|(?<![\w#.])-?\d+(?:\.\d+)?(?:[eE]-?\d+)?[LDSYF]?(?![\w.])")
-
-
-def _literal_changes(old: str, new: str) -> list[tuple[str, str]] | None:
-    """The literals that differ between two plan texts that are otherwise equal (a loop over
-    values), in order, each pair once; None when anything else differs.
-
-    Example::
-
-        >>> _literal_changes("Filter (v > 0) AND (c = 'a')", "Filter (v > 1) AND (c = 'a')")
-        [('0', '1')]
-        >>> _literal_changes("Filter (v > 0)", "Filter (w > 0)") is None
-        True
-    """
-    if _LITERAL.sub("?", old) != _LITERAL.sub("?", new):
-        return None
-    pairs = [(a, b) for a, b in zip(_LITERAL.findall(old), _LITERAL.findall(new), strict=True)
-             if a != b]
-    return list(dict.fromkeys(pairs))
-
-
-def _plans(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
-    """Each distinct plan once, by fingerprint. A plan is stored as a diff against a plan
-    stored in full before it (its loop's first plan, else the last one stored) when that diff
-    is under half its size: a loop over literals, or steps that extend the same DataFrame,
-    stay small."""
-    stored: dict[str, str] = {}
-    texts: dict[str, str] = {}
-    users: dict[str, list[int]] = {}
-    for r in rows:
-        users.setdefault(_plan_key(r), []).append(r["seq"])
-    # The last plans stored in full per shape (action and root operators): likely near twins.
-    last: dict[tuple[Any, ...], list[str]] = {}
-    for group in groups:
-        base: str | None = None
-        for row in group.steps:
-            key = _plan_key(row)
-            if key in stored:
-                base = base or (key if key in texts else None)
-                continue
-            text = _plan_text(row)
-            seqs = users[key]
-            used = (f"step {seqs[0]}" if len(seqs) == 1 else
-                    f"steps {', '.join(map(str, seqs[:10]))}" + (" …" if len(seqs) > 10 else "")
-                    + f" ({len(seqs)} steps)")
-            best: tuple[str, str] | None = None
-            shape = (row.get("action"), *(line.strip()[:40] for line in
-                                          rm.normalize_plan(row.get("physical_plan")).splitlines()[:3]))
-            candidates = list(dict.fromkeys(c for c in (base, *last.get(shape, [])[-6:])
-                                            if c is not None))
-            for candidate in candidates:  # a loop over values: only literals differ
-                changed = _literal_changes(texts[candidate], text)
-                if changed is not None:
-                    best = (candidate, "literals: " + ", ".join(f"{x} → {y}" for x, y in changed))
-                    break
-            for candidate in candidates if best is None else []:
-                delta = "\n".join(difflib.unified_diff(texts[candidate].splitlines(),
-                                                       text.splitlines(), lineterm="", n=0))
-                if len(delta) < len(text) // 2 and (best is None or len(delta) < len(best[1])):
-                    best = (candidate, delta)
-            if best is not None:
-                stored[key] = (f"<details id='plan-{_e(key)}'><summary>plan {_e(key[:12])} "
-                               f"({used}): as plan <a href='#plan-{_e(best[0])}'>"
-                               f"{_e(best[0][:12])}</a> except</summary><pre>{_e(best[1])}</pre>"
-                               "</details>")
-                continue
-            texts[key] = text
-            stored[key] = (f"<details id='plan-{_e(key)}'><summary>plan {_e(key[:12])} ({used})"
-                           f"</summary><pre>{_e(text) or 'no plan text recorded'}</pre></details>")
-            base = base or key
-            last.setdefault(shape, []).append(key)
-    return ("<h2 id='plans'>Plans</h2><p class='muted'>each distinct plan once (by its "
-            "fingerprint), expression ids removed.</p>" + "".join(stored.values()))
-
-
 def _operators(row: dict[str, Any], members: list[dict[str, Any]]) -> str:
     """The step's operators as an indented tree with their rows (their details are in the
     plan): one text line each, so a run of thousands of steps stays small."""
@@ -430,12 +343,13 @@ def _operators(row: dict[str, Any], members: list[dict[str, Any]]) -> str:
 
 
 def _plan_ref(row: dict[str, Any], base: str) -> str:
-    key = _plan_key(row)
+    key = report_plans.plan_key(row)
     return "" if key == base else f"<a href='#plan-{_e(key)}'>{_e(key[:12])}</a>"
 
 
 def _step(group: rm.Group) -> str:
     row = group.first
+    plan = report_plans.plan_key(row)
     status = "FAILED" if any(s.get("status") == "FAILED" for s in group.steps) else row.get("status")
     facts: list[tuple[str, Any]] = [
         ("action", _e(row.get("action") or row.get("spark_func"))),
@@ -445,14 +359,14 @@ def _step(group: rm.Group) -> str:
         ("output", f"<code>{_e(row['output'].get('name'))}</code>" if row.get("output") else None),
         ("rows", _n(row.get("rows_out")) if len(group.steps) == 1 else None),
         ("duration", f"{row.get('duration_ms')} ms" if row.get("duration_ms") is not None else None),
-        ("plan", f"<a href='#plan-{_e(_plan_key(row))}'>{_e(_plan_key(row)[:12])}</a>"),
+        ("plan", f"<a href='#plan-{_e(plan)}'>{_e(plan[:12])}</a>"),
         ("warnings", "<br>".join(_e(w) for w in (row.get("capture_warnings") or [])) or None),
         ("error", f"<code class='bad'>{_e(error_summary(str(row['error'])))}</code>"
          if row.get("error") else None),
     ]
     members = ""
     if len(group.steps) > 1:
-        base = _plan_key(row)
+        base = report_plans.plan_key(row)
         # One short row per step (a loop may have thousands): the plan only where it differs.
         lines = "".join(f"<tr id='step-{s['seq']}'><td>{s['seq']}<td>{_n(s.get('rows_out'))}"
                         f"<td>{_e(s.get('duration_ms'))}<td>{_plan_ref(s, base)}"
@@ -473,7 +387,7 @@ def render(run: Any, *, compare: str | None = None) -> str:
     sections = [_header(run), _inputs(rows), _outputs(rows), _graph(rows, grouped),
                 _funnels(grouped), _failures(rows), _lineage(rows), compare or "",
                 "<h2 id='steps'>Steps</h2>" + "".join(_step(g) for g in grouped),
-                _plans(rows, grouped)]
+                report_plans.section(rows, grouped)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             "content='width=device-width'><title>pipetrace run "
             f"{_e(run.run_id)}</title><style>{_CSS}</style></head><body>"

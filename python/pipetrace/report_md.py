@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipetrace import report_flow
 from pipetrace import report_model as rm
 from pipetrace.cli_output import error_summary
 
@@ -21,6 +22,12 @@ __all__ = ["render_md"]
 def _c(value: Any) -> str:
     """A table cell: no pipe or newline breaks the row."""
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(value: Any) -> str:
+    """An inline code span that holds backticks too (Spark's messages quote names in them)."""
+    text = _c(value)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def _n(value: Any) -> str:
@@ -77,14 +84,14 @@ def render_md(run: Any) -> str:
         again = (f" (and the same at {len(f.seqs) - 1} more steps: "
                  f"{', '.join(map(str, f.seqs[1:13]))}{' …' if len(f.seqs) > 13 else ''})"
                  if len(f.seqs) > 1 else "")
-        out += [f"- step {r['seq']} {r.get('action')} at `{r.get('call_site')}`: `{_c(error)}`;"
+        out += [f"- step {r['seq']} {r.get('action')} at `{r.get('call_site')}`: {_code(error)};"
                 f" what ran next: {then}{again}"]
     out += ["", "## Row flow", "",
             "Counts: *exact* = the condition's own rows (measured); *operator* = the rows of the "
             "physical operator planned from it; none where the optimizer merged it with another "
             "step. A join's rows in are its left input's.", ""]
     grouped = rm.groups(rows)
-    flows = [(g, f) for g, f in ((g, rm.funnel(g.first)) for g in grouped) if f is not None]
+    flows = [(g, f) for g, f in ((g, report_flow.funnel(g.first)) for g in grouped) if f is not None]
     for group, flow in flows:
         more = (f", the first of {len(group.steps)} steps at this line: {group.label}"
                 if len(group.steps) > 1 else "")
@@ -92,7 +99,7 @@ def render_md(run: Any) -> str:
         out += _table(["what", "condition", "line", "rows in", "rows out", "share dropped",
                        "count of"], [
             [f.kind + (" **multiplies rows**" if f.multiplies else ""),
-             f"`{f.description[:200]}`" + (f" ({f.note})" if f.note else ""), f.source,
+             _code(f.description[:200]) + (f" ({f.note})" if f.note else ""), f.source,
              _n(f.rows_in), _n(f.rows_out),
              "—" if f.share_dropped is None else f"{100 * f.share_dropped:.1f} %",
              f.basis or "not known"] for f in flow.rows])

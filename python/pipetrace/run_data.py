@@ -68,6 +68,8 @@ class RunData:
             "script": last.get("script_path"),
             "script sha256": last.get("script_sha256"),
             "arguments": " ".join(last.get("argv") or []) or None,
+            "notebook cells": (f"{len(last['cells'])} executed (each cell's SHA-256 and text "
+                               "in pipeline_runs.cells)") if last.get("cells") else None,
             "started": started,
             "ended": ended,
             "took": _took(started, ended),

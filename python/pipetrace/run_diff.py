@@ -169,7 +169,8 @@ def _pair(a: Row | None, b: Row | None, ext_a: dict[int, list[Row]],
         "rows_a": a.get("rows_out") if a else None, "rows_b": b.get("rows_out") if b else None,
         "rows_ratio": None, "plan_fingerprint_a": a.get("plan_fingerprint") if a else None,
         "plan_fingerprint_b": b.get("plan_fingerprint") if b else None,
-        "changes": [], "conditions": [], "operators": [], "inputs": [], "plan_diff": ""}
+        "changes": [], "conditions": [], "operators": [], "inputs": [], "plan_diff": "",
+        "schema_a": None, "schema_b": None}
     if a is None or b is None:
         item["change"] = "added" if a is None else "removed"
         return item
@@ -181,6 +182,9 @@ def _pair(a: Row | None, b: Row | None, ext_a: dict[int, list[Row]],
         item["plan_diff"] = _plan_diff(a, b)
     if a.get("status") != b.get("status"):
         changes.append("status")
+    if a.get("output_schema") != b.get("output_schema"):
+        changes.append("schema")
+        item["schema_a"], item["schema_b"] = a.get("output_schema"), b.get("output_schema")
     if a.get("rows_out") != b.get("rows_out"):
         changes.append("rows")
         item["rows_ratio"] = _ratio(a.get("rows_out"), b.get("rows_out"))
@@ -299,7 +303,7 @@ def to_frame(result: dict[str, Any]) -> pd.DataFrame:
 def diff(run_a: str, run_b: str, *, table: str | None = None) -> pd.DataFrame:
     """Runs ``run_a`` and ``run_b`` aligned step by step, as pandas: one row per pair with
     ``change`` (same, changed, added, removed), ``changes`` (plan, rows, operator rows, status,
-    inputs, call site), rows and their ratio, changed conditions, operators and plan diff;
+    schema, inputs, call site), rows and their ratio, changed conditions, operators and plan diff;
     ``frame.attrs`` holds ``inputs``, ``outputs`` and ``run`` (the run records' differences).
 
     Example::
