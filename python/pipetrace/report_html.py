@@ -208,7 +208,7 @@ def _graph(rows: list[dict[str, Any]], groups: list[rm.Group]) -> str:
             f"<text x='{_ARC_X + 8}' y='{y + 16}'>{_e(mark + _node_label(group))}</text></g></a>")
     parts.append("</svg>")
     return ("<h2 id='graph-section'>Step graph</h2><p class='muted'>one box per step (a loop's "
-            "consecutive steps at one line as one box), in the order they ran; an arc joins a "
+            "steps at one line of its body as one box), in the order they ran; an arc joins a "
             "step to a later one that read what it wrote; failed steps in red.</p>"
             + "".join(parts))
 
@@ -248,7 +248,7 @@ def _funnels(groups: list[rm.Group]) -> str:
             f"<details class='funnel' data-seq='{flow.seq}' open><summary>step {title}</summary>"
             "<table><tr><th>what</th><th>condition</th><th>line</th><th>rows in</th>"
             "<th>dropped</th><th>rows out</th><th>share dropped</th><th>count of</th></tr>"
-            f"{reads}{''.join(body)}<tr><td>result</td><td colspan='4'></td>"
+            f"{reads}{''.join(body)}<tr><td>{_result_label(row)}</td><td colspan='4'></td>"
             f"<td class='n'>{_n(flow.rows_out)}</td><td></td><td></td></tr></table></details>")
     if not blocks:
         return ("<h2 id='row-flow'>Row flow</h2><p class='muted'>no filter, join, dedup or "
@@ -262,6 +262,13 @@ def _funnels(groups: list[rm.Group]) -> str:
             "count is its alone. A join's rows in are its left input's; one that returns more "
             "rows than either input had multiplies rows (its factor in the share column).</p>"
             + "".join(blocks))
+
+
+def _result_label(row: dict[str, Any]) -> str:
+    """The funnel's last line: where the rows went (written to a dataset, or returned)."""
+    if row.get("output"):
+        return f"written to <code>{_e(rm.short_name(row['output']))}</code>"
+    return f"{_e(row.get('action') or 'result')} returned"
 
 
 def _failures(rows: list[dict[str, Any]]) -> str:
