@@ -18,6 +18,7 @@ import pytest
 
 import pipetrace
 from pipetrace.spark import Handle
+from tests.report_runs import report_runs  # noqa: F401 - the report and diff tests' two runs
 
 collect_ignore = [] if os.environ.get("PIPETRACE_DELTA_JARS") else ["delta"]
 

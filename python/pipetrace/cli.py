@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -31,7 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pipetrace.cli_databricks import audit_cmd, databricks
-from pipetrace.cli_output import cell, json_rows
+from pipetrace.cli_output import cell, error_summary, json_rows
+from pipetrace.cli_report import diff_cmd, report_cmd
 from pipetrace.errors import ConfigError, PipetraceError, TableError
 
 __all__ = ["main"]
@@ -283,6 +283,8 @@ def verify_cmd(table: str | None, key_file: str | None, run_id: str | None) -> i
 # Databricks setup and audit queries live in their own module; registered here, explicitly.
 cli.add_command(databricks)
 cli.add_command(audit_cmd)
+cli.add_command(report_cmd)
+cli.add_command(diff_cmd)
 
 
 def _present(value: Any) -> bool:
@@ -297,29 +299,6 @@ def _duration(ms: Any) -> str:
     if not _present(ms):
         return ""
     return f"{int(ms)} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-
-# Spark's error condition and its message, with the exception's simple class name, e.g.
-# "SparkNumberFormatException: [CAST_INVALID_INPUT] The value '1d' of ..."
-_ERROR_CONDITION = re.compile(r"(?:[\w$]+(?:Exception|Error): )?\[[A-Z][A-Z0-9_.]+\][^\n]*")
-
-
-def error_summary(error: str) -> str:
-    """The part of a step's error that says what went wrong: Spark's error condition (with the
-    exception's simple class name) and its message where the text has one (Spark 3.5 wraps a
-    task's failure in "Job aborted due to stage failure: ..." and puts the cause further in),
-    else the first line.
-
-    Example::
-
-        >>> error_summary("SparkException: Job aborted ... (TID 10): "
-        ...               "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ...")
-        "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ..."
-        >>> error_summary("AnalysisException: no such table\\n\\tat Dataset.scala")
-        'AnalysisException: no such table'
-    """
-    found = _ERROR_CONDITION.search(error)
-    return found.group(0) if found else error.splitlines()[0]
 
 
 def _shorten(text: str, limit: int) -> str:

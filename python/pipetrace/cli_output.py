@@ -1,6 +1,7 @@
 """How the CLI prints query results: Arrow rows as JSON-ready values, and as text cells.
 
-Shared by cli.py (``pipetrace sql``) and cli_databricks.py (``pipetrace audit``).
+Shared by cli.py (``pipetrace sql``, ``steps``), cli_databricks.py (``pipetrace audit``) and
+the reports.
 
 Example::
 
@@ -18,11 +19,12 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["cell", "json_rows", "jsonable"]
+__all__ = ["cell", "error_summary", "json_rows", "jsonable", "jsonable_value"]
 
 
 def jsonable(value: Any, dtype: pa.DataType) -> Any:
@@ -66,3 +68,50 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def jsonable_value(value: Any) -> Any:
+    """Plain Python data (dicts, lists, timestamps, sets) as JSON-ready values, without an
+    Arrow type to go by.
+
+    Example::
+
+        >>> jsonable_value({"at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), "s": {2, 1}})
+        {'at': '2026-01-02T00:00:00Z', 's': [1, 2]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable_value(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [jsonable_value(v) for v in sorted(value, key=str)]
+    if isinstance(value, (list, tuple)):
+        return [jsonable_value(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (dt.date, dt.time, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# Spark's error condition and its message, with the exception's simple class name, e.g.
+# "SparkNumberFormatException: [CAST_INVALID_INPUT] The value '1d' of ..."
+_ERROR_CONDITION = re.compile(r"(?:[\w$]+(?:Exception|Error): )?\[[A-Z][A-Z0-9_.]+\][^\n]*")
+
+
+def error_summary(error: str) -> str:
+    """The part of a step's error that says what went wrong: Spark's error condition (with the
+    exception's simple class name) and its message where the text has one (Spark 3.5 wraps a
+    task's failure in "Job aborted due to stage failure: ..." and puts the cause further in),
+    else the first line.
+
+    Example::
+
+        >>> error_summary("SparkException: Job aborted ... (TID 10): "
+        ...               "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ...")
+        "NumberFormatException: [CAST_INVALID_INPUT] The value '1d' ..."
+        >>> error_summary("AnalysisException: no such table\\n\\tat Dataset.scala")
+        'AnalysisException: no such table'
+    """
+    found = _ERROR_CONDITION.search(error)
+    return found.group(0) if found else error.splitlines()[0]

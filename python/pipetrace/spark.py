@@ -267,6 +267,28 @@ class Handle:
         """
         return self._writer.steps()
 
+    def report(self, *, format: str = "html",  # noqa: A002 - pipetrace.report's name
+               compare: str | None = None) -> Any:
+        """This run's report so far (flushes first): an HTML document that displays itself in
+        Jupyter and goes to ``displayHTML`` on Databricks, or Markdown with ``format="md"``;
+        ``compare``: another run id to include the diff from. See :func:`pipetrace.report`.
+
+        Example::
+
+            >>> displayHTML(trace.report())  # doctest: +SKIP
+        """
+        from pipetrace import run_data, run_report
+
+        self.flush()
+        if self.writer == "delta-rs":
+            return run_report.report(self.run_id, table=self.table, format=format,
+                                     compare=compare)  # type: ignore[arg-type]
+        # Spark's writer (a catalog table): the rows come through Spark, as steps() reads them.
+        run = run_data.RunData(self.run_id, self.table, run_data.rows_from_pandas(self.steps()))
+        other = run_data.load_run(compare, table=self.table) if compare else None
+        text = run_report.render(run, fmt=format, compare=other)  # type: ignore[arg-type]
+        return run_report.HtmlReport(text) if format == "html" else text
+
     def status(self) -> dict[str, Any]:
         """Capture counters from the JVM (captured, dropped, skipped steps, listener errors)
         and of the commits (delta-rs: ``commit_failures``, ``last_error``; Spark's writer:
