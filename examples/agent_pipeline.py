@@ -58,7 +58,8 @@ def main(workdir: Path) -> None:
     try:
         dirty.agg(F.max("dpd")).collect()                                      # 5 (fails)
     except Exception as exc:  # noqa: BLE001 - the agent reads the error and retries
-        print("cast failed, retrying without the suffix:", type(exc).__name__)
+        print("cast failed, retrying without the suffix:", type(exc).__name__,
+              "(on purpose: this example fails one action, recorded as a failed step)")
     clean = (loans.filter(F.col("days_past_due").isNotNull())
              .withColumn("dpd", F.col("days_past_due").cast("int"))
              .filter(F.col("amount") > 0))

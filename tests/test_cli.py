@@ -232,6 +232,6 @@ def test_cli_run_prints_a_summary_and_exits_with_the_scripts_code(tmp_path: Path
                        "5", str(tmp_path / "args.txt"), home=tmp_path)
     assert result.returncode == 5
     assert "hello from the script" in result.stdout
-    assert (f"run run-y: captured 4 steps, 1 failed into {tmp_path / 'pipeline_steps'}"
+    assert (f"run run-y: 4 steps captured into {tmp_path / 'pipeline_steps'}"
             in result.stderr)
-    assert "pipetrace steps run-y" in result.stderr
+    assert "1 action failed (seq 3): pipetrace steps run-y shows the error" in result.stderr

@@ -97,7 +97,7 @@ def test_a_script_that_exits_without_stop_keeps_its_last_step(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = sorted(table_rows(tmp_path / "t"), key=lambda r: r["seq"])
     assert [r["seq"] for r in rows] == [1, 2, 3, 4]
-    assert "captured 4 steps" in proc.stderr
+    assert "4 steps captured" in proc.stderr
     assert not list((tmp_path / "spool").rglob("seg-*"))   # nothing left behind
 
 

@@ -31,9 +31,19 @@ def test_pipetrace_run_captures_the_bundled_example(tmp_path: Path) -> None:
     env = clean_env(tmp_path / "home")
     run = cli("run", "--run-id", "example-1", str(EXAMPLE), str(tmp_path / "work"), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "captured 12 steps, 1 failed" in run.stderr
     table = str(tmp_path / "home" / "pipeline_steps")
-    assert table in run.stderr
+    assert f"run example-1: 12 steps captured into {table}" in run.stderr
+    assert "1 action failed (seq 5): pipetrace steps example-1 shows the error" in run.stderr
+    # The example's one failure is on purpose, and the terminal says so without a stack trace:
+    # Spark's and PySpark's log lines (the failed task's trace, the JSON error line) are in the
+    # run's log file, whose path ends the summary.
+    assert "on purpose" in run.stdout
+    assert "\tat org.apache" not in run.stderr and '"level": "ERROR"' not in run.stderr
+    assert "[Stage " not in run.stderr  # no progress bar
+    log = tmp_path / "home" / "logs" / "example-1.log"
+    assert f"Spark's log: {log}" in run.stderr
+    logged = log.read_text()
+    assert "CAST_INVALID_INPUT" in logged and "DataFrameQueryContextLogger" in logged
 
     rows = json.loads(cli("sql", "--format", "json",
                           "SELECT seq, action, status, rows_out FROM pipeline_steps "

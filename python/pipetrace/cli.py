@@ -77,10 +77,13 @@ EXIT_STEPS_DROPPED = 3
 @click.option("--measure-steps", is_flag=True,
               help="Count each filter's rows in and out exactly (observed metrics; costs a "
                    "counting pass per filter and blocks its pushdown).")
+@click.option("--spark-logs", is_flag=True,
+              help="Show Spark's log lines and progress bar here (default: they go to "
+                   "~/.pipetrace/logs/RUN_ID.log).")
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run_cmd(table: str | None, run_id: str | None, measure_steps: bool, script: str,
-            args: tuple[str, ...]) -> int:
+def run_cmd(*, table: str | None, run_id: str | None, measure_steps: bool, spark_logs: bool,
+            script: str, args: tuple[str, ...]) -> int:
     """Run a PySpark SCRIPT with capture on; exit with its exit code.
 
     If the script succeeded but steps were lost (the driver could not spool them, or could not
@@ -89,8 +92,7 @@ def run_cmd(table: str | None, run_id: str | None, measure_steps: bool, script: 
     from pipetrace.runner import run_script
 
     result = run_script(script, list(args), table=table, run_id=run_id,
-                        measure_steps=measure_steps)
-    failed = f", {result.failed_steps} failed" if result.failed_steps else ""
+                        measure_steps=measure_steps, spark_logs=spark_logs)
     if result.dropped or result.drop_reason:
         lost = f"{result.dropped} step(s) dropped" if result.dropped else "capture unconfirmed"
         _err(f"error: run {result.run_id}: {lost}: {result.drop_reason}; the table does not "
@@ -100,11 +102,42 @@ def run_cmd(table: str | None, run_id: str | None, measure_steps: bool, script: 
              f"{result.table} ({result.commit_error}); they stay in the spool. See "
              f"`pipetrace status`, fix the table, then `pipetrace recover{_table_flag(table)}`")
         return result.exit_code
-    _err(f"run {result.run_id}: captured {result.steps} steps{failed} into {result.table}")
-    _err(f"see them with: pipetrace steps {result.run_id}{_table_flag(table)}")
+    for line in run_summary(result, _table_flag(table)):
+        _err(line)
     if (result.dropped or result.drop_reason) and result.exit_code == 0:
         return EXIT_STEPS_DROPPED
     return result.exit_code
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def run_summary(result: Any, table_flag: str = "") -> list[str]:
+    """The lines ``pipetrace run`` ends with: what was captured, what failed, where to look.
+
+    Example::
+
+        >>> from pipetrace.runner import RunResult
+        >>> run_summary(RunResult(0, "r1", 3, 1, "/t", failed_seqs=[2]))[:2]
+        ['run r1: 3 steps captured into /t', '1 action failed (seq 2): pipetrace steps r1 shows the error']
+    """
+    lines = [f"run {result.run_id}: {_plural(result.steps, 'step')} captured into {result.table}"]
+    if result.failed_steps:
+        seqs = ", ".join(str(s) for s in result.failed_seqs[:5])
+        more = ", ..." if len(result.failed_seqs) > 5 else ""
+        where = f" (seq {seqs}{more})" if seqs else ""
+        lines.append(f"{_plural(result.failed_steps, 'action')} failed{where}: "
+                     f"pipetrace steps {result.run_id}{table_flag} shows the error")
+    if result.steps:
+        lines.append(f"see them with: pipetrace steps {result.run_id}{table_flag}")
+    else:
+        lines.append("no Spark action ran (the script never started Spark, or ran no action);"
+                     " its run is in pipeline_runs: pipetrace audit run-record --run-id "
+                     f"{result.run_id}{table_flag}")
+    if result.log is not None:
+        lines.append(f"Spark's log: {result.log}")
+    return lines
 
 
 @cli.command("ingest")

@@ -89,6 +89,7 @@ class IngestResult:
     table: str
     steps: int = 0
     failed_steps: int = 0
+    failed_seqs: list[int] = field(default_factory=list)  # seq of each failed step committed
     segments: int = 0
     runs: list[str] = field(default_factory=list)
     skipped: list[SkippedRun] = field(default_factory=list)
@@ -458,7 +459,9 @@ def _commit(
     for number in numbers:
         (run_dir / sp.segment_name(number)).unlink(missing_ok=True)
     result.steps += data.num_rows
-    result.failed_steps += pc.sum(pc.equal(data.column("status"), "FAILED")).as_py() or 0
+    failed = pc.equal(data.column("status"), "FAILED")
+    result.failed_steps += pc.sum(failed).as_py() or 0
+    result.failed_seqs += [s for s in data.column("seq").filter(failed).to_pylist() if s is not None]
     result.segments += len(numbers)
     if run_id not in result.runs:
         result.runs.append(run_id)

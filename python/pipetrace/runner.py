@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 
 from pipetrace import run_record
@@ -35,8 +36,7 @@ from pipetrace._jvm import LISTENER_CLASS, STREAM_LISTENER_CLASS, check_jar, jar
 from pipetrace.errors import ConfigError, JarNotFoundError, JvmError, PipetraceError
 from pipetrace.guard import check_location
 from pipetrace.ingest import IngestResult, RunCommitter, commit_record_only, ingest
-from pipetrace.launch import MEASURE_ENV
-from pipetrace.locations import resolve_spool, resolve_table
+from pipetrace.locations import home, resolve_spool, resolve_table
 from pipetrace.resume import resume_point
 
 __all__ = ["RunResult", "new_run_id", "run_script", "submit_args"]
@@ -65,6 +65,25 @@ class RunResult:
     commit_error: str | None = None  # the steps stayed in the spool (see `pipetrace status`)
     dropped: int = 0                 # steps the driver could not spool: lost
     drop_reason: str | None = None   # why; also set when the driver could not confirm its count
+    log: Path | None = None          # Spark's log lines of the run (None: they went to stderr)
+    failed_seqs: list[int] = field(default_factory=list)  # seq of each failed step
+
+
+# Set for the script's process by `pipetrace run` (read by pipetrace.launch).
+MEASURE_ENV = "PIPETRACE_MEASURE_STEPS"
+LOG_ENV = "PIPETRACE_LOG_FILE"
+_LOG4J = "log4j2-run.properties"
+
+
+def log_file(run_id: str) -> Path:
+    """Where ``pipetrace run`` writes Spark's log lines for the run: ``<home>/logs/<run_id>.log``.
+
+    Example::
+
+        >>> log_file("r1").name
+        'r1.log'
+    """
+    return home() / "logs" / f"{run_id}.log"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -93,11 +112,12 @@ def _merge_conf(tokens: list[str], key: str, value: str, sep: str) -> bool:
 
 
 def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, table: str,
-                resume: tuple[int, str | None] = (0, None)) -> str:
+                resume: tuple[int, str | None] = (0, None), log: Path | None = None) -> str:
     """``PYSPARK_SUBMIT_ARGS`` that turn capture on, keeping the user's own arguments.
 
     A user's driver classpath or listeners are extended, not replaced; exactly one trailing
-    ``pyspark-shell`` is kept.
+    ``pyspark-shell`` is kept. ``log``: the driver logs to that file (pipetrace's log4j2
+    configuration) and shows no progress bar, unless the user configured either.
 
     Example::
 
@@ -124,6 +144,8 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
         ours += ["--conf", f"{_LISTENERS}={LISTENER_CLASS}"]
     if not _merge_conf(tokens, _STREAM_LISTENERS, STREAM_LISTENER_CLASS, ","):
         ours += ["--conf", f"{_STREAM_LISTENERS}={STREAM_LISTENER_CLASS}"]
+    if log is not None:
+        ours += _quiet(tokens, log)
     # Ours come last so that they win over any spark.pipetrace.* the user had set.
     ours += [
         "--conf", f"spark.pipetrace.run_id={run_id}",
@@ -135,6 +157,26 @@ def submit_args(existing: str | None, *, jar: Path, run_id: str, spool: Path, ta
         if resume[1]:
             ours += ["--conf", f"spark.pipetrace.resume_hash={resume[1]}"]
     return shlex.join([*tokens, *ours, "pyspark-shell"])
+
+
+def _quiet(tokens: list[str], log: Path) -> list[str]:
+    """Arguments that send the driver's log lines to ``log``; none the user already decides."""
+    text = " ".join(tokens)
+    if "log4j" in text:  # the user's own logging configuration stands
+        return []
+    config = resources.files("pipetrace").joinpath("resources").joinpath(_LOG4J)
+    options = f"-Dlog4j2.configurationFile={config} -Dpipetrace.log.file={log}"
+    ours: list[str] = []
+    for i, token in enumerate(tokens[:-1]):
+        if token == "--driver-java-options":
+            tokens[i + 1] = f"{tokens[i + 1]} {options}"
+            break
+    else:
+        if not _merge_conf(tokens, "spark.driver.extraJavaOptions", options, " "):
+            ours += ["--driver-java-options", options]
+    if "spark.ui.showConsoleProgress" not in text:
+        ours += ["--conf", "spark.ui.showConsoleProgress=false"]
+    return ours
 
 
 def _commit_while_running(stop: threading.Event, spool: Path, table: str, run_id: str,
@@ -227,12 +269,14 @@ def run_script(
     table: str | None = None,
     run_id: str | None = None,
     measure_steps: bool = False,
+    spark_logs: bool = False,
 ) -> RunResult:
     """Run ``script`` with ``args`` under capture, commit its steps, return the outcome.
 
     The script runs with pipetrace's wrappers installed (``pipetrace.hooks``: the agent's line
     on every action); ``measure_steps`` also counts each filter's rows exactly (observed
-    metrics). The script's exit code is returned, never raised; a failed commit does not change it: the
+    metrics). Spark's log lines go to :func:`log_file` (``RunResult.log``) unless
+    ``spark_logs``. The script's exit code is returned, never raised; a failed commit does not change it: the
     steps stay in the spool and ``commit_error`` says why (``pipetrace status`` shows it too).
 
     Example::
@@ -259,9 +303,13 @@ def run_script(
         raise ConfigError(f"invalid run id {rid!r}: use letters, digits, '-' and '_'")
     resume = resume_point(rid, table=table_uri, spool=spool) if run_id else (0, None)
     child_env = dict(os.environ)
+    log = None if spark_logs else log_file(rid)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        child_env[LOG_ENV] = str(log)
     child_env["PYSPARK_SUBMIT_ARGS"] = submit_args(
         child_env.get("PYSPARK_SUBMIT_ARGS"), jar=jar, run_id=rid, spool=spool, table=table_uri,
-        resume=resume)
+        resume=resume, log=log)
 
     # The run's own record (pipeline_runs) starts now: `pipetrace run`'s start is the session's.
     run_record.write_start(spool / rid, mode="run", argv=list(args), script=script,
@@ -311,4 +359,6 @@ def run_script(
         commit_error=commit_error,
         dropped=dropped,
         drop_reason=drop_reason,
+        log=log if log is not None and log.is_file() else None,
+        failed_seqs=sorted(s for r in reports for s in r.failed_seqs),
     )
