@@ -33,6 +33,7 @@ from pipetrace.cli_databricks import audit_cmd, databricks
 from pipetrace.cli_output import cell, error_summary, json_rows
 from pipetrace.cli_report import diff_cmd, report_cmd
 from pipetrace.errors import ConfigError, PipetraceError, TableError
+from pipetrace.report_model import short_name
 
 __all__ = ["main"]
 
@@ -338,18 +339,9 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _short_name(entry: dict[str, Any] | None) -> str:
-    if not entry or not entry.get("name"):
-        return str((entry or {}).get("kind") or "?")
-    name = str(entry["name"])
-    if entry.get("kind") == "table":
-        return ".".join(name.split(".")[-2:])
-    return name.rstrip("/").rsplit("/", 1)[-1] or name
-
-
 def _flow(inputs: Any, output: Any) -> str:
-    sources = ", ".join(_short_name(i) for i in (list(inputs) if inputs is not None else []))
-    target = _short_name(output) if isinstance(output, dict) else ""
+    sources = ", ".join(short_name(i) for i in (list(inputs) if inputs is not None else []))
+    target = short_name(output) if isinstance(output, dict) else ""
     return f"{sources} → {target}" if target else sources
 
 
